@@ -1,0 +1,72 @@
+# Two front-door commands (see README): `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl espeak-ng sox nodejs npm
+SUPABASE_CLI := .tools/node_modules/.bin/supabase
+TEST_PG_URL := $(shell scripts/test-postgres.sh url)
+
+.PHONY: up test venv install-runtime install-dev system-deps supabase-cli test-postgres lint typecheck pytest pgtap advisors bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+venv: $(BIN)/python
+
+# silero-vad hard-requires torch but we only need the ONNX model file it ships,
+# so it is installed without dependencies (runtime/pipeline locates the file).
+install-runtime: venv
+	$(BIN)/pip install -q -e '.[runtime,local,embedded]'
+	$(BIN)/pip install -q --no-deps 'silero-vad>=5.1'
+
+install-dev: venv
+	$(BIN)/pip install -q -e '.[runtime,local,embedded,azure,dev]'
+	$(BIN)/pip install -q --no-deps 'silero-vad>=5.1'
+
+up: install-runtime
+	$(BIN)/opendot up
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then missing=$$(echo $$missing | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' '); fi; \
+	  if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \
+	    echo "installing:$$missing"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+supabase-cli: $(SUPABASE_CLI)
+$(SUPABASE_CLI):
+	mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund supabase@3 >/dev/null
+
+test-postgres: system-deps
+	scripts/test-postgres.sh start
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev test-postgres
+	OPENDOT_TEST_PG_URL=$(TEST_PG_URL) $(BIN)/pytest -q -p no:cacheprovider
+
+pgtap: install-dev test-postgres
+	$(BIN)/opendot db migrate --database-url $(TEST_PG_URL:/postgres=/opendot_pgtap) --create
+	PGPASSWORD= pg_prove -h 127.0.0.1 -p $$(echo $(TEST_PG_URL) | sed -E 's#.*:([0-9]+)/.*#\1#') -U postgres -d opendot_pgtap --ext .sql -r supabase/tests
+
+advisors: supabase-cli pgtap
+	$(SUPABASE_CLI) db advisors --remote=$(TEST_PG_URL:/postgres=/opendot_pgtap) --type all --fail-on error
+
+test: system-deps lint typecheck pytest pgtap advisors
+
+bench: install-dev test-postgres
+	$(BIN)/opendot bench all --database-url $(TEST_PG_URL)
+
+clean:
+	rm -rf .tools build dist *.egg-info

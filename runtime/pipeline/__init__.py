@@ -1,0 +1,1 @@
+"""The speech pipeline seams (VAD, STT, LLM, TTS) and their providers."""

@@ -1,0 +1,65 @@
+"""Typed settings read once from the environment (and an optional `.env`).
+
+Every part of OpenDot reads its configuration through a subclass of
+`CommonSettings`; nothing else in the code base reads `os.environ`. Secrets are
+`SecretStr` so they never print, and the well-known development placeholders
+are refused outside development so a forgotten `.env` cannot reach production.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_INTERNAL_SECRET = "opendot-local-runtime-internal-secret-change-me"
+DEV_SESSION_SECRET = "opendot-local-dev-session-secret-change-me"
+_PLACEHOLDERS = frozenset({DEV_INTERNAL_SECRET, DEV_SESSION_SECRET, "", "change-me"})
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot be used; the message says which variable and why."""
+
+
+class CommonSettings(BaseSettings):
+    """Settings both the API and the runtime need."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        default="development",
+        alias="OPENDOT_ENV",
+        description="development | test | production; production refuses placeholder secrets.",
+    )
+    postgres_uri: str | None = Field(
+        default=None,
+        alias="POSTGRES_URI",
+        description="PostgreSQL URL; unset means `opendot up` starts an embedded server.",
+    )
+    runtime_internal_secret: SecretStr = Field(
+        default=SecretStr(DEV_INTERNAL_SECRET),
+        alias="OPENDOT_RUNTIME_INTERNAL_SECRET",
+        description="Shared secret the runtime sends to the API's internal endpoints.",
+    )
+    log_level: str = Field(
+        default="INFO", alias="OPENDOT_LOG_LEVEL", description="Python log level name."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> CommonSettings:
+        if self.env != "production":
+            return self
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value() in _PLACEHOLDERS:
+                raise SettingsError(
+                    f"{field.alias or name} still has its development placeholder; "
+                    "set a real secret before running with OPENDOT_ENV=production."
+                )
+        return self
