@@ -13,8 +13,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_INTERNAL_SECRET = "opendot-local-runtime-internal-secret-change-me"
-DEV_SESSION_SECRET = "opendot-local-dev-session-secret-change-me"
+# Well-known development placeholders (the original's defaults); refused in production.
+DEV_INTERNAL_SECRET = "opendot-local-runtime-internal-secret-change-me"  # noqa: S105
+DEV_SESSION_SECRET = "opendot-local-dev-session-secret-change-me"  # noqa: S105
 _PLACEHOLDERS = frozenset({DEV_INTERNAL_SECRET, DEV_SESSION_SECRET, "", "change-me"})
 
 
