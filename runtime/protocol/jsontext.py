@@ -1,0 +1,65 @@
+"""Decoding one JSON text message into an object, as a value or a `ProtocolError`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from runtime.protocol.errors import CloseCode, ProtocolError
+
+# The firmware's largest messages (MCP tools/list pages) stay far below this.
+MAX_JSON_BYTES: Final = 64 * 1024
+
+
+def load_object(
+    data: str | bytes, limit: int = MAX_JSON_BYTES
+) -> tuple[str, dict[str, Any]] | ProtocolError:
+    """Parse a JSON object with a string `type` -> (lower-case type, object)."""
+    if len(data) > limit:
+        return ProtocolError(
+            f"JSON message of {len(data)} bytes exceeds {limit}", CloseCode.MESSAGE_TOO_BIG
+        )
+    if isinstance(data, bytes | bytearray | memoryview):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return ProtocolError("JSON message is not valid UTF-8")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return ProtocolError("malformed JSON message")
+    if not isinstance(obj, dict):
+        return ProtocolError("JSON message is not an object")
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        return ProtocolError("JSON message has no type")
+    return kind.strip().lower(), obj
+
+
+def dump(obj: dict[str, Any]) -> str:
+    """Compact JSON, UTF-8 kept as is (the firmware's cJSON reads UTF-8)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def optional_str(value: object) -> str | None:
+    """A string field, liberally: numbers become strings, anything else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def liberal_int(value: object, default: int) -> int:
+    """An integer field that may arrive as 16000, 16000.0 or "16000"."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) < 10:
+            return int(text)
+    return default
