@@ -1,0 +1,107 @@
+"""The connection pool and the per-request transaction.
+
+One lazily created asyncpg pool per process (per event loop), reused across warm
+Lambda invocations (Mangum keeps one loop). Behind Supabase's transaction
+pooler prepared statements cannot be cached, so `statement_cache_size=0` then.
+
+Every request runs in ONE transaction. User requests switch to the
+`authenticated` role with the verified claims, so RLS decides what the request
+may see; internal (runtime) requests switch to `service_role`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from functions.errors import Unavailable
+from functions.settings import ApiSettings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+class Database:
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        if self._lock is None or self._loop is not loop:
+            # A pool belongs to the loop that made it (tests run several loops).
+            self._lock = asyncio.Lock()
+            self._pool = None
+            self._loop = loop
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await self._create()
+        return self._pool
+
+    async def _create(self) -> asyncpg.Pool:
+        url = self.settings.postgres_uri
+        if not url:
+            raise Unavailable("POSTGRES_URI is not configured.")
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=0,
+                max_size=self.settings.db_pool_max,
+                statement_cache_size=0 if self.settings.uses_transaction_pooler else 100,
+                # Lambda freezes idle environments; do not trust sockets for long.
+                max_inactive_connection_lifetime=60.0,
+                init=_init_connection,
+                timeout=10.0,
+            )
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise Unavailable("The database is not reachable right now.") from exc
+        assert pool is not None
+        return pool
+
+    async def close(self) -> None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.close()
+        self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside one transaction, as the pool's login role."""
+        pool = await self.pool()
+        try:
+            conn = await pool.acquire()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise Unavailable("The database is not reachable right now.") from exc
+        try:
+            async with conn.transaction():
+                yield conn
+        finally:
+            await pool.release(conn)
+
+
+async def act_as_user(conn: asyncpg.Connection, claims: dict[str, Any]) -> None:
+    """Drop to `authenticated` with these claims for the rest of the transaction."""
+    await conn.execute(
+        "select set_config('request.jwt.claims', $1, true),"
+        " set_config('role', 'authenticated', true)",
+        json.dumps(claims),
+    )
+
+
+async def act_as_service(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "select set_config('request.jwt.claims', '{\"role\":\"service_role\"}', true),"
+        " set_config('role', 'service_role', true)"
+    )
