@@ -1,0 +1,1 @@
+"""`opendot db ...` subcommands (see `shared.cli.COMMANDS`)."""

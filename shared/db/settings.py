@@ -1,0 +1,17 @@
+"""Settings of the database tooling (`opendot db ...`, `opendot up`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class DbSettings(CommonSettings):
+    data_dir: Path = Field(
+        default=Path(".opendot"),
+        alias="OPENDOT_DATA_DIR",
+        description="Where `opendot up` keeps the embedded PostgreSQL data (pgdata/ inside).",
+    )
