@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+
+from runtime.audio.resample import resample
+from runtime.audio.synthetic import silence, speech_pcm
+from runtime.pipeline.errors import ConfigRefused, ProviderBadResponse
+from runtime.pipeline.interfaces import SttOptions, Transcript
+from runtime.providers.local_stt import (
+    LocalWhisperSTT,
+    WhisperEngine,
+    WhisperResult,
+    model_dir,
+    whisper_engine,
+)
+
+NUMBERS = {"10": "ten", "5": "five", "3": "three"}
+
+
+def _words(text: str) -> list[str]:
+    tokens = re.findall(r"[a-z0-9']+", text.lower())
+    return [NUMBERS.get(token, token) for token in tokens]
+
+
+@pytest.fixture(scope="session")
+def engine() -> WhisperEngine:
+    return whisper_engine()
+
+
+async def _frames(pcm: bytes, frame_bytes: int = 1920) -> AsyncIterator[bytes]:
+    for start in range(0, len(pcm), frame_bytes):
+        yield pcm[start : start + frame_bytes]
+
+
+async def _transcripts(
+    stt: LocalWhisperSTT, pcm: bytes, options: SttOptions | None = None
+) -> list[Transcript]:
+    return [t async for t in stt.stream(_frames(pcm), options or SttOptions())]
+
+
+def test_model_ships_in_the_wheel(engine: WhisperEngine) -> None:
+    assert (model_dir() / "model.bin").is_file()
+    assert whisper_engine() is engine
+
+
+async def test_transcribes_espeak_speech(engine: WhisperEngine) -> None:
+    pcm = speech_pcm("set a timer for ten minutes", 16_000, lead_ms=300, tail_ms=300)
+    result = await _transcripts(LocalWhisperSTT(engine), pcm)
+    assert len(result) == 1 and result[0].is_final and not result[0].speech_final
+    assert _words(result[0].text) == ["set", "a", "timer", "for", "ten", "minutes"]
+
+
+async def test_resamples_other_input_rates(engine: WhisperEngine) -> None:
+    pcm = resample(speech_pcm("turn on the kitchen lights", 16_000), 16_000, 24_000)
+    result = await _transcripts(LocalWhisperSTT(engine), pcm, SttOptions(sample_rate=24_000))
+    assert _words(result[0].text) == ["turn", "on", "the", "kitchen", "lights"]
+
+
+async def test_silence_and_tiny_inputs_give_an_empty_final(engine: WhisperEngine) -> None:
+    stt = LocalWhisperSTT(engine)
+    assert await _transcripts(stt, b"") == [Transcript("", is_final=True)]
+    assert await _transcripts(stt, silence(50)) == [Transcript("", is_final=True)]
+    # Whisper tends to hallucinate "you" on silence; the no-speech rule drops it.
+    assert await _transcripts(stt, silence(2000)) == [Transcript("", is_final=True)]
+
+
+async def test_refuses_languages_tiny_en_cannot_hear() -> None:
+    with pytest.raises(ConfigRefused, match="only understands English"):
+        await _transcripts(LocalWhisperSTT(), silence(500), SttOptions(language="de-DE"))
+
+
+class _Blocking(WhisperEngine):
+    """Stands in for the model to observe cancellation and failures."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.started = threading.Event()
+        self.saw_cancel = threading.Event()
+
+    def transcribe(self, pcm16: bytes, cancelled: threading.Event | None = None) -> WhisperResult:
+        self.started.set()
+        if self.fail:
+            raise RuntimeError("CTranslate2 exploded")
+        assert cancelled is not None
+        if cancelled.wait(timeout=30):
+            self.saw_cancel.set()
+        return WhisperResult("", 0.0, 0.0)
+
+
+async def test_cancellation_reaches_the_worker() -> None:
+    engine = _Blocking()
+    task = asyncio.create_task(_transcripts(LocalWhisperSTT(engine), silence(1000)))
+    assert await asyncio.to_thread(engine.started.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(engine.saw_cancel.wait, 30)
+
+
+async def test_engine_failures_map_to_provider_errors() -> None:
+    with pytest.raises(ProviderBadResponse, match="exploded"):
+        await _transcripts(LocalWhisperSTT(_Blocking(fail=True)), silence(1000))
