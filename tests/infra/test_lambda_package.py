@@ -8,25 +8,20 @@ package forgot to include fails here instead of on AWS.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import secrets
 import subprocess
-import sys
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.infra.conftest import RUNNING_PYTHON, TIME_UNIT, base_python, load_builder
+
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = ROOT / "infra" / "lambda" / "build.py"
 HANDLER = ROOT / "functions" / "handler.py"
-TIME_UNIT = float(os.environ.get("OPENDOT_TEST_TIME_UNIT", "1.0"))
-RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 # Reads a JSON list of payload-2.0 events on stdin, runs them through one
 # imported handler (like one warm Lambda execution environment) and prints the
@@ -55,29 +50,6 @@ json.dump({
 """
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("opendot_lambda_build", BUILD_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def lambda_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
-    """(BuildReport, unzipped directory); built for the running interpreter's
-    Python version so the artefact can be executed here (3.11 in CI = the
-    exact artefact that is deployed)."""
-    builder = _load_builder()
-    out = tmp_path_factory.mktemp("lambda-build")
-    report = builder.build(out, python_version=RUNNING_PYTHON)
-    unzipped = out / "unzipped"
-    with zipfile.ZipFile(report.zip_path) as archive:
-        archive.extractall(unzipped)
-    return report, unzipped
-
-
 def test_package_holds_only_functions_shared_and_core_dependencies(
     lambda_build: tuple[Any, Path],
 ) -> None:
@@ -99,7 +71,7 @@ def test_package_holds_only_functions_shared_and_core_dependencies(
 
 def test_zip_is_reproducible(lambda_build: tuple[Any, Path], tmp_path: Path) -> None:
     report, unzipped = lambda_build
-    builder = _load_builder()
+    builder = load_builder()
     again = tmp_path / "again.zip"
     builder.write_zip(unzipped, again)
     assert again.read_bytes() == Path(report.zip_path).read_bytes()
@@ -147,13 +119,10 @@ def _event(
 def _invoke(
     unzipped: Path, environment: Mapping[str, str], events: Sequence[dict[str, Any]], cwd: Path
 ) -> dict[str, Any]:
-    # sys._base_executable is the interpreter the venv was made from; with -S
-    # it sees the standard library and PYTHONPATH, nothing installed.
-    interpreter = getattr(sys, "_base_executable", sys.executable)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(unzipped)}
     env.update(environment)
     result = subprocess.run(
-        [interpreter, "-S", "-c", INVOKER],
+        [base_python(), "-S", "-c", INVOKER],
         input=json.dumps(list(events)),
         capture_output=True,
         text=True,
