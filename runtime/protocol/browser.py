@@ -110,7 +110,8 @@ def _camel(name: str) -> str:
 
 
 class BrowserEvent:
-    """Base of the server events: fields become camelCase keys; None is omitted."""
+    """Base of the server events: fields become camelCase keys; an optional
+    field (one with a default) is omitted when None, a required one is sent as null."""
 
     __slots__ = ()
     TYPE: ClassVar[str]
@@ -119,7 +120,7 @@ class BrowserEvent:
         body: dict[str, Any] = {"type": self.TYPE}
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value is not None:
+            if value is not None or f.default is MISSING:
                 body[_camel(f.name)] = value
         return body
 

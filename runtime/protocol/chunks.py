@@ -25,6 +25,7 @@ from typing import Final
 MAX_TAG_CHARS: Final = 256
 
 _TAG = re.compile(r"\s*(/?)\s*([A-Za-z][\w:.-]*)([^<>]*?)(/?)\s*$", re.DOTALL)
+_PARTIAL_TAG = re.compile(r"<\s*/?\s*(?:[A-Za-z][^<>]*)?$")
 _SPACE = re.compile(r"\s+")
 _MARKDOWN = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*]\s+", re.MULTILINE)
 _ANY_TAG = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>")
@@ -127,9 +128,10 @@ class ChunkParser:
     def finish(self) -> list[str]:
         """Flush: the unclosed chunk, or the rest of a tagless reply."""
         out: list[str] = []
-        self._scan(out)
         rest, self._buffer = self._buffer, ""
-        if rest and not re.match(r"<\s*/?\s*[A-Za-z]", rest) and rest != "<":
+        # What is left starts with '<': a tag cut off by the end of the reply is
+        # dropped; "< 5" is text.
+        if rest and not _PARTIAL_TAG.match(rest):
             if self._inside:
                 self._parts.append(rest)
             elif not self._tag_mode:

@@ -84,7 +84,8 @@ def inspect_opus_packet(data: bytes) -> OpusPacketInfo | ProtocolError:
         first_len, pos = decoded
         if first_len > size - pos:
             return ProtocolError("opus code-2 frame length exceeds the packet")
-        if first_len > MAX_FRAME_BYTES or size - pos - first_len > MAX_FRAME_BYTES:
+        # A coded length is at most 255 + 4 * 255 = 1275; only the implicit one can exceed.
+        if size - pos - first_len > MAX_FRAME_BYTES:
             return ProtocolError("opus frame longer than 1275 bytes")
         return OpusPacketInfo(config, stereo, 2, frame_ms)
     return _inspect_code3(data, config, stereo, tenths)
@@ -120,8 +121,6 @@ def _inspect_code3(
             if decoded is None:
                 return ProtocolError("opus frame lengths truncated")
             length, pos = decoded
-            if length > MAX_FRAME_BYTES:
-                return ProtocolError("opus frame longer than 1275 bytes")
             total += length
         remaining = size - pos - padding - total
         if remaining < 0:  # R7
