@@ -141,3 +141,44 @@ def test_cors_origins_are_a_parameter(template: dict[str, Any]) -> None:
 def test_timeout_fits_inside_the_gateway_limit(function: dict[str, Any]) -> None:
     for event in function["Events"].values():
         assert function["Timeout"] * 1000 < event["Properties"]["TimeoutInMillis"] <= 30000
+
+
+def test_environment_names_are_real_api_settings(function: dict[str, Any]) -> None:
+    settings = pytest.importorskip("functions.settings")
+    aliases = {f.alias for f in settings.ApiSettings.model_fields.values() if f.alias}
+    # The revision only exists to make CloudFormation re-resolve the secrets.
+    unknown = set(function["Environment"]["Variables"]) - aliases - {"OPENDOT_SECRETS_REVISION"}
+    assert not unknown
+
+
+def test_production_settings_accept_the_template_environment(
+    function: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The literal values the template sets, plus stand-ins for the parameters
+    and secrets, make a valid production ApiSettings."""
+    settings = pytest.importorskip("functions.settings")
+    stand_ins = {
+        "OPENDOT_LOG_LEVEL": "INFO",
+        "OPENDOT_LOCAL_AUTH_DISABLED": "false",
+        "SUPABASE_URL": "",
+        "OPENDOT_RUNTIME_PUBLIC_WS_URL": "wss://voice.example.com/voice",
+        "OPENDOT_RUNTIME_PUBLIC_HTTP_URL": "https://voice.example.com",
+        "OPENDOT_CORS_ORIGINS": "https://console.example.com",
+        "POSTGRES_URI": "postgresql://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+        "OPENDOT_RUNTIME_INTERNAL_SECRET": "x" * 43,
+        "OPENDOT_SESSION_SECRET": "y" * 43,
+        "OPENDOT_SECRETS_KEY": "A" * 43 + "=",
+        "OPENDOT_SECRETS_REVISION": "1",
+    }
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name, value in function["Environment"]["Variables"].items():
+        if name == "SUPABASE_JWT_SECRET":  # only with UseSupabaseJwtSecret=true
+            monkeypatch.delenv(name, raising=False)
+            continue
+        monkeypatch.setenv(name, value if isinstance(value, str) else stand_ins[name])
+    api = settings.ApiSettings()
+    assert api.env == "production"
+    assert api.auth_required is True
+    assert api.uses_transaction_pooler is True
+    assert api.db_pool_max == 1
+    assert api.cors_origins == ["https://console.example.com"]
