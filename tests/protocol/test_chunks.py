@@ -90,6 +90,7 @@ def test_angle_brackets_that_are_not_markup_are_text() -> None:
 def test_a_trailing_bracket_that_is_not_markup_is_spoken() -> None:
     assert run(["<chunk>is a < 5"]) == ["is a < 5"]
     assert run(["Yes, 1 < 2"]) == ["Yes, 1 < 2"]
+    assert run(["<chunk>a</chunk> and < 5"]) == ["a"]  # outside a chunk: dropped
 
 
 def test_an_unterminated_angle_bracket_eventually_becomes_text() -> None:
