@@ -1,0 +1,70 @@
+"""`opendot runtime`: serve the voice runtime under uvicorn.
+
+Per-message compression is off (Opus does not compress, and deflate state costs
+~64 KiB per socket). Shutdown is graceful in the runtime's own order: stop
+accepting, let running turns finish up to RUNTIME_SHUTDOWN_DRAIN_S, close every
+socket with 1001, flush records — and only then let uvicorn tear down the rest
+(uvicorn alone would close WebSockets at once with 1012).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+
+from runtime.app import RuntimeApp, create_app
+from runtime.settings import RuntimeSettings
+
+
+def build_config(app: RuntimeApp, settings: RuntimeSettings, **overrides: Any) -> uvicorn.Config:
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": settings.max_frame_bytes,
+        "lifespan": "on",
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "timeout_graceful_shutdown": settings.shutdown_drain_s + 5,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+class RuntimeServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: RuntimeApp) -> None:
+        super().__init__(config)
+        self.runtime = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # stop accepting first
+        await self.runtime.ctx.registry.drain(self.runtime.ctx.settings.shutdown_drain_s)
+        await super().shutdown(sockets)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (RUNTIME_HOST)")
+    parser.add_argument("--port", type=int, help="bind port (RUNTIME_PORT)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = RuntimeSettings()
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings)
+    server = RuntimeServer(build_config(app, settings), app)
+    asyncio.run(server.serve())
+    return 0

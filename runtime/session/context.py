@@ -1,0 +1,114 @@
+"""What every session shares: settings, metrics, the API, the record sink, the
+pipeline factory and the registry of live sessions. Built once by `create_app`
+and passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runtime.api_client import InternalApi
+from runtime.metrics import Metrics
+from runtime.pipeline.interfaces import Pipeline
+from runtime.records import RecordSink
+from runtime.session.memory import PendingTurns
+from runtime.settings import RuntimeSettings
+
+log = logging.getLogger("opendot.runtime.sessions")
+
+# (agent, user secrets as returned by verify, user id) -> the session's pipeline.
+PipelineFactory = Callable[[Mapping[str, Any] | None, Mapping[str, str], str | None], Pipeline]
+
+
+class LiveSession(Protocol):
+    session_id: str
+    kind: str
+    last_input: float
+
+    @property
+    def busy(self) -> bool: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    def update_agent(self, agent: Mapping[str, Any] | None) -> None: ...
+
+
+class SessionRegistry:
+    """Live sessions of this process; one device session per device."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, LiveSession] = {}
+        self.devices: dict[str, LiveSession] = {}
+        self.draining = False
+
+    def counts(self) -> dict[str, int]:
+        out = {"device": 0, "browser": 0}
+        for session in self.sessions.values():
+            out[session.kind] = out.get(session.kind, 0) + 1
+        return out
+
+    def add(self, session: LiveSession) -> None:
+        self.sessions[session.session_id] = session
+
+    def claim_device(self, device_uuid: str, session: LiveSession) -> LiveSession | None:
+        """Make `session` the device's session; returns the one it replaces."""
+        old = self.devices.get(device_uuid)
+        self.devices[device_uuid] = session
+        return old if old is not session else None
+
+    def remove(self, session: LiveSession, device_uuid: str | None = None) -> bool:
+        """Forget `session`; True when it was still its device's current session."""
+        self.sessions.pop(session.session_id, None)
+        if device_uuid is not None and self.devices.get(device_uuid) is session:
+            del self.devices[device_uuid]
+            return True
+        return False
+
+    def sweep(self, now: float, idle_timeout_s: float) -> int:
+        """Close sessions without input for `idle_timeout_s` (not while a turn runs)."""
+        closed = 0
+        for session in list(self.sessions.values()):
+            if not session.busy and now - session.last_input > idle_timeout_s:
+                session.close(1000, "idle timeout")
+                closed += 1
+        return closed
+
+    async def drain(self, deadline_s: float) -> None:
+        """Stop taking sessions, let running turns end (up to the deadline), close 1001."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while loop.time() < end and any(s.busy for s in self.sessions.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions.values()):
+            session.close(1001, "server shutting down")
+        close_end = loop.time() + 2.0
+        while self.sessions and loop.time() < close_end:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+@dataclass
+class RuntimeContext:
+    settings: RuntimeSettings
+    metrics: Metrics
+    api: InternalApi
+    records: RecordSink
+    pipelines: PipelineFactory
+    pending: PendingTurns
+    registry: SessionRegistry = field(default_factory=SessionRegistry)
+    instance: str = "runtime"
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any, name: str) -> None:
+        """Fire-and-forget work that must not be garbage-collected mid-flight."""
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s failed: %s", task.get_name(), task.exception())

@@ -1,0 +1,583 @@
+"""A Dot device's session on `/ws`: the asyncio driver around `DeviceMachine`.
+
+The receive loop parses frames (Sans-I/O protocol core), feeds the machine and
+carries out its actions; audio is decoded only while it matters. A turn runs
+in its own task (STT final -> LLM -> TTS -> Opus -> paced outbox), so the
+receive loop keeps reading `abort` and barge-in audio while the reply plays.
+Every failure stays inside this session: provider errors become an apology or
+an alert, protocol errors an event, a bug in a turn a failed turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.api_client import ApiError, DeviceGrant
+from runtime.audio.errors import AudioError
+from runtime.audio.opus import OpusDecoder, OpusEncoder, PcmFramer
+from runtime.audio.resample import StreamResampler
+from runtime.pipeline.errors import ProviderError
+from runtime.pipeline.interfaces import (
+    LlmRequest,
+    Message,
+    Pipeline,
+    Transcript,
+    VadEventKind,
+    VadStream,
+)
+from runtime.protocol.device import (
+    Abort,
+    Alert,
+    Hello,
+    Listen,
+    ListenMode,
+    ListenState,
+    Llm,
+    Mcp,
+    ServerHello,
+    Stt,
+    Tts,
+    parse_device_message,
+)
+from runtime.protocol.emotions import detect_emotion
+from runtime.protocol.errors import CloseCode, ProtocolError
+from runtime.protocol.framing import Frame, FrameKind, framing_for, negotiate_version
+from runtime.session.agent import turn_config
+from runtime.session.context import RuntimeContext
+from runtime.session.machine import (
+    Action,
+    CloseAfterTurn,
+    DeviceMachine,
+    EndUtterance,
+    Interrupt,
+    Outcome,
+    Phase,
+    SendHello,
+    StartListening,
+)
+from runtime.session.memory import ConversationMemory, PendingTurn
+from runtime.session.outbox import CloseSocket, Flush, Outbox, Pacer, SendAudio, SendText
+from runtime.session.socket import AsgiSocket
+from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
+
+log = logging.getLogger("opendot.runtime.device")
+
+DOWNLINK_RATE = 24_000
+FRAME_MS = 60
+PREROLL_FRAMES = 5  # audio kept from before the VAD's speech start (300 ms)
+STT_FINAL_TIMEOUT_S = 15.0
+MAX_ERROR_EVENTS = 10  # protocol-error events recorded per session (the counter counts all)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class DeviceSession:
+    kind = "device"
+
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        socket: AsgiSocket,
+        grant: DeviceGrant,
+        *,
+        protocol_header: str | None,
+    ) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.socket = socket
+        self.grant = grant
+        self.session_id = str(uuid.uuid4())
+        self.device_uuid = grant.device_uuid
+        self._loop = asyncio.get_running_loop()
+        self.last_input = self._loop.time()
+        self._protocol_header = protocol_header
+        self.framing = framing_for(negotiate_version(protocol_header), settings.max_frame_bytes)
+        self.machine = DeviceMachine()
+        self.outbox = Outbox(
+            socket,
+            pacer=Pacer(FRAME_MS / 1000, settings.downlink_prebuffer_frames),
+            max_stream=64,
+            on_audio_sent=self._audio_sent,
+        )
+        self.agent: Mapping[str, Any] | None = grant.agent
+        self.config = turn_config(self.agent, settings)
+        self.memory = ConversationMemory.from_messages(
+            grant.memory, settings.memory_max_turns, settings.memory_max_tokens
+        )
+        ctx.pending.merge_into(self.device_uuid, self.memory)
+        self.pipeline: Pipeline | None = None
+        self._vad: VadStream | None = None
+        self._agent_stale = True
+        self._decoder: OpusDecoder | None = None
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self._utterance: Utterance | None = None
+        self._turn: asyncio.Task[None] | None = None
+        self._marks: TurnMarks | None = None
+        self._cancel_outcome: Outcome | None = None
+        self._turn_index = 0
+        self._error_events = 0
+        self.closing = False
+
+    # --- LiveSession -----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    def close(self, code: int, reason: str) -> None:
+        self.closing = True
+        self.outbox.control(CloseSocket(code, reason))
+
+    def update_agent(self, agent: Mapping[str, Any] | None) -> None:
+        """A new configuration for the device; the next turn uses it."""
+        self.agent = agent
+        self._agent_stale = True
+        if not self.busy and self._utterance is None:
+            self._refresh_pipeline()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        ctx.registry.add(self)
+        replaced = ctx.registry.claim_device(self.device_uuid, self)
+        if replaced is not None:
+            replaced.close(CloseCode.NORMAL, "Replaced by a new device connection")
+        ctx.metrics.sessions_opened.inc(kind="device")
+        ctx.records.open_session(
+            {
+                "sessionId": self.session_id,
+                "kind": "device",
+                "userId": self.grant.user_id,
+                "agentId": self.config.agent_id,
+                "deviceId": self.device_uuid or None,
+                "protocolVersion": self.framing.version,
+                "runtimeInstance": ctx.instance,
+                "startedAt": _now_iso(),
+            }
+        )
+        writer = asyncio.create_task(self.outbox.run(), name="device-writer")
+        reason = "disconnected"
+        try:
+            if await self._handshake():
+                reason = await self._receive_loop()
+            else:
+                reason = "hello timeout"
+        except Exception:
+            # A bug here must cost one session, never the process or its neighbours.
+            log.exception("device session %s failed", self.session_id)
+            reason = "internal error"
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            await self._cleanup(writer, reason)
+
+    async def _handshake(self) -> bool:
+        deadline = self._loop.time() + self.ctx.settings.hello_timeout_s
+        while True:
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                self.close(CloseCode.NORMAL, "hello timeout")
+                return False
+            try:
+                message = await asyncio.wait_for(self.socket.receive(), timeout=remaining)
+            except TimeoutError:
+                continue
+            if message["type"] == "websocket.disconnect":
+                return False
+            self.last_input = self._loop.time()
+            text = message.get("text")
+            if text is None:
+                continue  # audio before the hello means nothing yet
+            parsed = parse_device_message(text)
+            if isinstance(parsed, ProtocolError):
+                self._protocol_error(parsed)
+                if parsed.fatal:
+                    return False
+                continue
+            if isinstance(parsed, Hello):
+                await self._on_message(parsed)
+                return True
+            log.debug("device sent %s before hello; ignored", type(parsed).__name__)
+
+    async def _receive_loop(self) -> str:
+        receive = self.socket.receive
+        metrics = self.ctx.metrics
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return "closed" if self.closing else f"disconnected ({message.get('code')})"
+            self.last_input = now = self._loop.time()
+            data = message.get("bytes")
+            if data is not None:
+                frame = self.framing.parse(data)
+                if isinstance(frame, ProtocolError):
+                    self._protocol_error(frame)
+                elif frame.kind is FrameKind.AUDIO:
+                    await self._on_audio(frame.payload)
+                    metrics.frame_lag.observe(self._loop.time() - now)
+                else:
+                    await self._on_text(frame.payload.decode("utf-8", "replace"))
+            elif message.get("text") is not None:
+                await self._on_text(message["text"])
+
+    async def _cleanup(self, writer: asyncio.Task[None], reason: str) -> None:
+        ctx = self.ctx
+        self.closing = True
+        if self.busy and self._turn is not None:
+            self._cancel_outcome = Outcome.ABORTED
+            self._turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._turn
+        if self._utterance is not None:
+            await self._utterance.cancel()
+            self._utterance = None
+        if not writer.done():
+            self.outbox.control(CloseSocket(CloseCode.NORMAL, reason))
+            try:
+                await asyncio.wait_for(writer, timeout=1.0)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+        if self._vad is not None:
+            self._vad.close()
+            self._vad = None
+        current = ctx.registry.remove(self, self.device_uuid)
+        ctx.records.close_session(
+            {"sessionId": self.session_id, "endedAt": _now_iso(), "reason": reason}
+        )
+        if current and self.device_uuid:
+            ctx.spawn(self._report_offline(), name="device-offline")
+
+    async def _report_offline(self) -> None:
+        for attempt in range(4):
+            if self.ctx.registry.devices.get(self.device_uuid) is not None:
+                return  # the device reconnected meanwhile
+            try:
+                await self.ctx.api.device_state(self.device_uuid, "offline")
+                return
+            except ApiError as exc:
+                self.ctx.metrics.api_errors.inc(endpoint="device_state")
+                log.info("offline state not recorded yet: %s", exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+
+    # --- inbound -------------------------------------------------------------------
+
+    def _protocol_error(self, error: ProtocolError) -> None:
+        self.ctx.metrics.protocol_errors.inc(kind="device")
+        log.info("device %s protocol error: %s", self.device_uuid, error.message)
+        if self._error_events < MAX_ERROR_EVENTS:
+            self._error_events += 1
+            self._event("protocol_error", {"message": error.message, "fatal": error.fatal})
+        if error.fatal and error.close_code is not None:
+            self.close(error.close_code, error.message)
+
+    def _event(self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None) -> None:
+        self.ctx.records.add_event(
+            {
+                "id": str(uuid.uuid4()),
+                "sessionId": self.session_id,
+                "turnId": turn_id,
+                "kind": kind,
+                "payload": dict(payload),
+                "createdAt": _now_iso(),
+            }
+        )
+
+    async def _on_text(self, text: str) -> None:
+        parsed = parse_device_message(text)
+        if isinstance(parsed, ProtocolError):
+            self._protocol_error(parsed)
+            return
+        await self._on_message(parsed)
+
+    async def _on_message(self, message: object) -> None:
+        if isinstance(message, Hello):
+            version = negotiate_version(self._protocol_header, message.version)
+            if version != self.framing.version:
+                self.framing = framing_for(version, self.ctx.settings.max_frame_bytes)
+            self._apply(self.machine.hello())
+        elif isinstance(message, Listen):
+            if message.state is ListenState.START:
+                self._apply(self.machine.listen_start(message.mode))
+            elif message.state is ListenState.STOP:
+                self._apply(self.machine.listen_stop())
+            else:
+                # Wake word: its audio came before and is dropped; nothing to do.
+                self._event("wake_word", {"text": message.text or ""})
+        elif isinstance(message, Abort):
+            self._event("abort", {"reason": message.reason or ""})
+            self._apply(self.machine.abort())
+        elif isinstance(message, Mcp):
+            # Kept for the tools issue: log and record what the device offers.
+            log.debug("device %s mcp: %s", self.device_uuid, message.payload)
+            self._event("mcp", {"payload": message.payload})
+
+    async def _on_audio(self, payload: bytes) -> None:
+        self.ctx.metrics.frames_in.inc()
+        machine = self.machine
+        if not machine.accepts_audio or self.pipeline is None:
+            return
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = OpusDecoder(16_000)
+        try:
+            pcm = decoder.decode(payload)
+        except AudioError as exc:
+            self._protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
+            return
+        utterance = self._utterance
+        if self._vad is None or machine.mode is ListenMode.MANUAL:
+            if utterance is not None:
+                utterance.feed(pcm)
+            return
+        fed = False
+        for event in await self._vad.feed(pcm):
+            if event.kind is VadEventKind.SPEECH_START:
+                self._apply(machine.speech_start())
+                if self._utterance is None and machine.phase is Phase.LISTENING:
+                    self._utterance = self._new_utterance()
+                    for earlier in self._preroll:
+                        self._utterance.feed(earlier)
+                    self._preroll.clear()
+            elif event.kind is VadEventKind.SPEECH_END and self._utterance is not None:
+                self._utterance.feed(pcm)
+                fed = True
+                self._apply(machine.speech_end())
+        if not fed:
+            if self._utterance is not None:
+                self._utterance.feed(pcm)
+            elif machine.phase is Phase.LISTENING:
+                self._preroll.append(pcm)
+
+    # --- actions -------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendHello):
+                hello = ServerHello(version=self.framing.version)
+                self.outbox.put_nowait(SendText(hello.to_json(self.session_id)))
+            elif isinstance(action, StartListening):
+                self._start_listening(action.mode)
+            elif isinstance(action, EndUtterance):
+                self._end_utterance()
+            elif isinstance(action, Interrupt):
+                self._interrupt(action.outcome)
+            elif isinstance(action, CloseAfterTurn):  # pragma: no cover - handled by the turn
+                self.close(CloseCode.NORMAL, action.reason)
+
+    def _refresh_pipeline(self) -> None:
+        self.config = turn_config(self.agent, self.ctx.settings)
+        try:
+            pipeline = self.ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
+        except Exception as exc:
+            log.warning("device %s: no pipeline for its agent: %s", self.device_uuid, exc)
+            self._event("pipeline_error", {"message": str(exc)})
+            if self.pipeline is None:
+                self._alert("The voice pipeline could not start.")
+            return
+        if self._vad is not None:
+            self._vad.close()
+        self.pipeline = pipeline
+        self._vad = pipeline.vad.open(self.config.vad) if pipeline.vad is not None else None
+        self._agent_stale = False
+
+    def _start_listening(self, mode: ListenMode) -> None:
+        if self._agent_stale or self.pipeline is None:
+            self._refresh_pipeline()
+        if self._utterance is not None:
+            self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
+            self._utterance = None
+        self._preroll.clear()
+        if self._vad is not None:
+            self._vad.reset()
+        if self.pipeline is not None and (mode is ListenMode.MANUAL or self._vad is None):
+            self._utterance = self._new_utterance()
+
+    def _new_utterance(self) -> Utterance:
+        assert self.pipeline is not None
+        return Utterance(self.pipeline.stt, self.config.stt, on_transcript=self._on_transcript)
+
+    def _on_transcript(self, transcript: Transcript) -> None:
+        if transcript.speech_final and self._vad is None:
+            self._apply(self.machine.speech_end())
+
+    def _end_utterance(self) -> None:
+        utterance, self._utterance = self._utterance, None
+        self._preroll.clear()
+        marks = TurnMarks()
+        marks.mark("speech_end")
+        if self.busy:  # pragma: no cover - the machine never ends an utterance mid-turn
+            return
+        self._cancel_outcome = None
+        self._turn = asyncio.create_task(self._run_turn(utterance, marks), name="device-turn")
+
+    def _interrupt(self, outcome: Outcome) -> None:
+        if self.busy and self._turn is not None:
+            self._cancel_outcome = outcome
+            self._turn.cancel()
+        if self._utterance is not None and outcome is Outcome.ABORTED:
+            self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
+            self._utterance = None
+        self.outbox.control(Flush(then=(Tts.stop().to_json(self.session_id),)))
+
+    def _alert(self, message: str) -> None:
+        alert = Alert(status="Error", message=message, emotion="sad")
+        self.outbox.put_nowait(SendText(alert.to_json(self.session_id)))
+
+    def _audio_sent(self) -> None:
+        self.ctx.metrics.frames_out.inc()
+        marks = self._marks
+        if marks is not None and "first_audio" not in marks.values:
+            marks.mark("first_audio")
+
+    # --- the turn ------------------------------------------------------------------
+
+    async def _run_turn(self, utterance: Utterance | None, marks: TurnMarks) -> None:
+        index, self._turn_index = self._turn_index, self._turn_index + 1
+        turn_id = str(uuid.uuid4())
+        config, pipeline = self.config, self.pipeline
+        self._marks = marks
+        transcript, reply_text, error = "", "", None
+        outcome = Outcome.FAILED
+        reply: Reply | None = None
+        try:
+            if utterance is not None:
+                transcript = await utterance.result(STT_FINAL_TIMEOUT_S)
+            marks.mark("stt_final")
+            stt_error = utterance.error if utterance is not None else None
+            if pipeline is None:
+                error = "no pipeline"
+            elif stt_error is not None and not transcript:
+                error = str(stt_error)
+                self.ctx.metrics.provider_errors.inc(stage="stt")
+                reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
+                await self._play(reply)
+            elif len("".join(transcript.split())) < config.min_transcript_chars:
+                outcome = Outcome.IGNORED
+            else:
+                await self.outbox.put(SendText(Stt(transcript).to_json(self.session_id)))
+                request = LlmRequest(
+                    instructions=config.instructions,
+                    messages=[*self.memory.messages(), Message("user", transcript)],
+                    settings=config.llm_settings,
+                    model=config.llm_model,
+                )
+                reply = Reply(
+                    pipeline, request, config.tts, marks, on_provider_error=self._provider_error
+                )
+                await self._play(reply)
+                reply_text = reply.text
+                if reply.llm_error is None and not reply.tts_failed:
+                    outcome = Outcome.COMPLETED
+                    self.memory.add(transcript, reply_text)
+                else:
+                    error = str(reply.llm_error or "speech synthesis failed")
+        except asyncio.CancelledError:
+            outcome = self._cancel_outcome or Outcome.INTERRUPTED
+            if reply is not None:
+                reply_text = reply.text
+            raise
+        except Exception as exc:
+            log.exception("device turn failed")
+            error = f"{type(exc).__name__}: {exc}"
+            self._alert("Something went wrong. Please try again.")
+        finally:
+            if reply is not None:
+                await reply.aclose()
+            marks.mark("ended")
+            self._marks = None
+            self._record_turn(turn_id, index, transcript, reply_text, outcome, error, marks)
+        for action in self.machine.turn_finished(outcome, config.close_after_turn):
+            if isinstance(action, CloseAfterTurn):
+                await asyncio.sleep(config.close_delay_ms / 1000)
+                self.close(CloseCode.NORMAL, action.reason)
+            else:
+                self._apply([action])
+
+    def _provider_error(self, stage: str, exc: ProviderError) -> None:
+        self.ctx.metrics.provider_errors.inc(stage=stage)
+        self._event("provider_error", {"stage": stage, "message": str(exc)})
+
+    async def _play(self, reply: Reply) -> None:
+        """Speak a reply's jobs in order: Opus 24 kHz / 60 ms through the paced outbox."""
+        sid = self.session_id
+        put = self.outbox.put
+        serialize = self.framing.serialize
+        encoder = OpusEncoder(DOWNLINK_RATE, FRAME_MS, self.ctx.settings.opus_complexity)
+        framer = PcmFramer(DOWNLINK_RATE, FRAME_MS)
+        started = False
+        spoke = False
+        try:
+            async for job in reply.jobs():
+                if not started:
+                    started = True
+                    emotion = detect_emotion(job.text) or "happy"
+                    await put(SendText(Llm(emotion).to_json(sid)))
+                    await put(SendText(Tts.start().to_json(sid)))
+                await put(SendText(Tts.sentence_start(job.text).to_json(sid)))
+                resampler: StreamResampler | None = None
+                async for chunk in job.audio():
+                    pcm = chunk.pcm
+                    if chunk.sample_rate != DOWNLINK_RATE:
+                        if resampler is None:
+                            resampler = StreamResampler(chunk.sample_rate, DOWNLINK_RATE)
+                        pcm = resampler.process(pcm)
+                    for frame in framer.push(pcm):
+                        packet = encoder.encode(frame)
+                        await put(SendAudio(serialize(Frame(FrameKind.AUDIO, packet))))
+                        spoke = True
+                tail = framer.push(resampler.flush()) if resampler is not None else []
+                # Pad each chunk's last frame so the next sentence starts on its own packet.
+                for frame in tail + framer.flush(pad=True):
+                    await put(SendAudio(serialize(Frame(FrameKind.AUDIO, encoder.encode(frame)))))
+                    spoke = True
+            if started:
+                await put(SendText(Tts.stop().to_json(sid)))
+            if not spoke:
+                self._alert("I could not speak the answer.")
+            await self.outbox.drained()
+        finally:
+            encoder.close()
+
+    def _record_turn(
+        self,
+        turn_id: str,
+        index: int,
+        transcript: str,
+        reply_text: str,
+        outcome: Outcome,
+        error: str | None,
+        marks: TurnMarks,
+    ) -> None:
+        ctx = self.ctx
+        ctx.metrics.turns.inc(kind="device", outcome=outcome.value)
+        for name in ("stt_final", "llm_first_token", "first_chunk", "first_audio"):
+            value = marks.since_speech_end(name)
+            if value is not None:
+                ctx.metrics.stage_latency.observe(value, stage=name)
+        ctx.records.add_turn(
+            {
+                "id": turn_id,
+                "sessionId": self.session_id,
+                "turnIndex": index,
+                "transcript": transcript,
+                "replyText": reply_text,
+                "outcome": outcome.value,
+                "error": error,
+                "marks": marks.to_record(),
+            }
+        )
+        if outcome is Outcome.COMPLETED and self.device_uuid:
+            ctx.pending.add(self.device_uuid, PendingTurn(turn_id, transcript, reply_text))

@@ -1,0 +1,110 @@
+"""Settings of the voice runtime (`opendot runtime`).
+
+Names follow the original OpenDot where one exists (RUNTIME_PORT,
+PLATFORM_API_INTERNAL_URL, CLOSE_DEVICE_AFTER_TURN, ...). Everything that bounds
+memory or time is a setting, so tests can shrink it and operators can size it.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from shared.settings import CommonSettings
+
+
+class RuntimeSettings(CommonSettings):
+    host: str = Field(default="0.0.0.0", alias="RUNTIME_HOST", description="Bind address.")
+    port: int = Field(default=8787, alias="RUNTIME_PORT", description="Bind port.")
+    platform_api_internal_url: str = Field(
+        default="http://localhost:8788/api",
+        alias="PLATFORM_API_INTERNAL_URL",
+        description="Base URL of the platform API (the internal endpoints live under it).",
+    )
+    public_http_url: str | None = Field(
+        default=None,
+        alias="OPENDOT_RUNTIME_PUBLIC_HTTP_URL",
+        description="Public base URL of this runtime; when set, OTA answers derive "
+        "the device WebSocket URL from it (https -> wss).",
+    )
+    public_ws_url: str | None = Field(
+        default=None,
+        alias="OPENDOT_RUNTIME_PUBLIC_WS_URL",
+        description="Public browser voice URL (used by the API); not needed by the runtime.",
+    )
+    device_ws_url: str | None = Field(
+        default=None,
+        alias="OPENDOT_RUNTIME_DEVICE_WS_URL",
+        description="Explicit device WebSocket URL for OTA answers (overrides derivation).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        alias="RUNTIME_FORWARDED_ALLOW_IPS",
+        description="Proxies whose X-Forwarded-For/-Proto are trusted (uvicorn syntax).",
+    )
+
+    close_device_after_turn: bool = Field(
+        default=True,
+        alias="CLOSE_DEVICE_AFTER_TURN",
+        description="Default for agents that do not say: close the device socket after a turn.",
+    )
+    close_device_after_turn_delay_ms: int = Field(
+        default=300, alias="CLOSE_DEVICE_AFTER_TURN_DELAY_MS", ge=0
+    )
+    min_transcript_chars: int = Field(default=2, alias="MIN_TRANSCRIPT_CHARS", ge=0)
+
+    hello_timeout_s: float = Field(default=10.0, alias="RUNTIME_HELLO_TIMEOUT_S", gt=0)
+    idle_timeout_s: float = Field(
+        default=120.0,
+        alias="RUNTIME_IDLE_TIMEOUT_S",
+        gt=0,
+        description="Close a device or browser socket after this long without input.",
+    )
+    shutdown_drain_s: float = Field(
+        default=10.0,
+        alias="RUNTIME_SHUTDOWN_DRAIN_S",
+        ge=0,
+        description="On shutdown, how long running turns may finish before sockets close (1001).",
+    )
+    api_timeout_s: float = Field(default=5.0, alias="RUNTIME_API_TIMEOUT_S", gt=0)
+    memory_max_turns: int = Field(
+        default=12, alias="RUNTIME_MEMORY_MAX_TURNS", ge=0, description="Turns kept per memory."
+    )
+    memory_max_tokens: int = Field(
+        default=2000,
+        alias="RUNTIME_MEMORY_MAX_TOKENS",
+        ge=0,
+        description="Approximate token budget of a memory (4 characters per token).",
+    )
+    records_buffer_max: int = Field(
+        default=5000,
+        alias="RUNTIME_RECORDS_BUFFER_MAX",
+        ge=1,
+        description="Turns + events held while the API is unreachable; oldest events go first.",
+    )
+    records_flush_interval_s: float = Field(
+        default=0.2, alias="RUNTIME_RECORDS_FLUSH_INTERVAL_S", gt=0
+    )
+    browser_send_queue: int = Field(
+        default=64,
+        alias="RUNTIME_BROWSER_SEND_QUEUE",
+        ge=1,
+        description="Messages queued to a browser before the turn waits for it (backpressure).",
+    )
+    max_frame_bytes: int = Field(
+        default=64 * 1024, alias="RUNTIME_MAX_FRAME_BYTES", ge=1024, description="WS frame cap."
+    )
+    downlink_prebuffer_frames: int = Field(default=5, alias="RUNTIME_DOWNLINK_PREBUFFER", ge=1)
+    opus_complexity: int = Field(default=5, alias="RUNTIME_OPUS_COMPLEXITY", ge=0, le=10)
+    listen_for_config: bool = Field(
+        default=True,
+        alias="RUNTIME_LISTEN_CONFIG",
+        description="LISTEN on opendot_device_config when POSTGRES_URI is set.",
+    )
+    instance_id: str | None = Field(
+        default=None, alias="RUNTIME_INSTANCE_ID", description="Name in session records."
+    )
+
+    @field_validator("platform_api_internal_url")
+    @classmethod
+    def _trim(cls, value: str) -> str:
+        return value.rstrip("/")
