@@ -16,6 +16,10 @@
 --   enabled and NO user policy: only service_role and security definer
 --   functions in schema `private` touch it. Supabase's advisor reports these
 --   as INFO "rls_enabled_no_policy"; that is intended.
+-- * Supabase's advisor (`make advisors`) reports no ERROR or WARN on this
+--   schema. Besides rls_enabled_no_policy it lists INFO "unused_index" on a
+--   fresh database: those indexes serve the token lookups, throttling windows,
+--   expiry sweeps and foreign keys, and are used as soon as traffic exists.
 
 -- ---------------------------------------------------------------------------
 -- app_users: one row per person. For Supabase Auth users id = auth.users.id
