@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from functions.errors import Unavailable
+from functions.errors import ApiError, Unavailable
 from functions.settings import ApiSettings
 
 
@@ -78,15 +78,30 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection inside one transaction, as the pool's login role."""
+        """A connection inside one transaction, as the pool's login role.
+
+        Commits on success and on an `ApiError` raised with `commit=True`;
+        rolls back on anything else.
+        """
         pool = await self.pool()
         try:
             conn = await pool.acquire()
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise Unavailable("The database is not reachable right now.") from exc
         try:
-            async with conn.transaction():
+            tx = conn.transaction()
+            await tx.start()
+            try:
                 yield conn
+            except ApiError as exc:
+                await (tx.commit() if exc.commit else tx.rollback())
+                raise
+            except BaseException:
+                if not conn.is_closed():
+                    await tx.rollback()
+                raise
+            else:
+                await tx.commit()
         finally:
             await pool.release(conn)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
+    """`commit=True`: keep the request's writes although the answer is an error."""
+
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, commit: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.commit = commit
         if status is not None:
             self.status = status
 
@@ -40,8 +43,8 @@ class Conflict(ApiError):
 class TooManyRequests(ApiError):
     status = 429
 
-    def __init__(self, message: str, *, retry_after_s: int = 60) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after_s: int = 60, commit: bool = False) -> None:
+        super().__init__(message, commit=commit)
         self.retry_after_s = retry_after_s
 
 

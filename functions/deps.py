@@ -1,0 +1,184 @@
+"""Dependencies shared by the routers (Annotated aliases, one transaction per request).
+
+`UserDb` verifies the bearer, opens the request's transaction, creates the user's
+row on first sight, and switches to the `authenticated` role with the verified
+claims, so RLS, not handler code, decides what the request can reach.
+`InternalDb` checks the runtime's shared secret in constant time and switches
+to `service_role`. `ServiceDb` (signup/login) is service_role without a user.
+
+The transaction commits when the handler returns, and rolls back when it
+raises, except for errors raised with `commit=True` (a failed claim attempt
+must be recorded even though the answer is 404).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from functions.db import Database, act_as_service
+from functions.errors import Unauthorized
+from functions.settings import ApiSettings
+from functions.tokens_jwt import Identity, TokenVerifier
+from shared.tokens import API_KEY_PREFIX, token_hash
+
+_BEARER = re.compile(r"^\s*bearer[ \t]+(\S+)\s*$", re.IGNORECASE)
+_BEGIN_SQL = (
+    "select private.begin_request($1::uuid, $2, $3, $4, $5, $6, $7::uuid) as ok,"
+    " set_config('request.jwt.claims', $8, true), set_config('role', 'authenticated', true)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What one app instance holds between requests (all safe to lose)."""
+
+    settings: ApiSettings
+    db: Database
+    verifier: TokenVerifier
+
+
+@dataclass(slots=True)
+class Ctx:
+    conn: asyncpg.Connection
+    settings: ApiSettings
+    identity: Identity
+    client_ip: str
+    user_agent: str
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def get_settings(request: Request) -> ApiSettings:
+    return services(request).settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    match = _BEARER.match(header)
+    return match.group(1) if match else None
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _dev_identity(settings: ApiSettings) -> Identity:
+    return Identity(
+        user_id=settings.dev_user_id,
+        provider="dev",
+        email=settings.dev_user_email,
+        display_name=settings.dev_user_name,
+    )
+
+
+async def _api_key_identity(conn: asyncpg.Connection, token: str) -> Identity:
+    row = await conn.fetchrow(
+        "select key_id, user_id, status, expires_at from private.api_key_lookup($1)",
+        token_hash(token),
+    )
+    if row is None:
+        raise Unauthorized("API key is not valid.")
+    expires = row["expires_at"]
+    if row["status"] != "active" or (expires is not None and expires.timestamp() <= time.time()):
+        raise Unauthorized("API key is revoked or expired.")
+    return Identity(user_id=str(row["user_id"]), provider="api_key", api_key_id=str(row["key_id"]))
+
+
+async def _user_tx(request: Request) -> AsyncIterator[Ctx]:
+    found = services(request)
+    settings = found.settings
+    token = bearer_token(request)
+    identity: Identity | None = None
+    if token is None:
+        if settings.auth_required:
+            raise Unauthorized("A bearer token is required.")
+        identity = _dev_identity(settings)
+    elif not token.startswith(API_KEY_PREFIX):
+        identity = await found.verifier.verify(token)
+    async with found.db.transaction() as conn:
+        if identity is None:
+            assert token is not None
+            identity = await _api_key_identity(conn, token)
+            await conn.execute(
+                "select set_config('request.jwt.claims', $1, true),"
+                " set_config('role', 'authenticated', true)",
+                _claims_json(identity),
+            )
+        else:
+            ok = await conn.fetchval(
+                _BEGIN_SQL,
+                identity.user_id,
+                "dev" if identity.provider == "dev" else identity.provider,
+                identity.user_id if identity.provider != "local" else identity.email.lower(),
+                identity.email,
+                identity.display_name,
+                identity.avatar_url,
+                identity.session_id,
+                _claims_json(identity),
+            )
+            if not ok:
+                raise Unauthorized("This session has been signed out or has expired.")
+        yield Ctx(conn, settings, identity, client_ip(request), _user_agent(request))
+
+
+def _claims_json(identity: Identity) -> str:
+    import json
+
+    return json.dumps(identity.rls_claims())
+
+
+def _user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:512]
+
+
+async def _internal_tx(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    found = services(request)
+    expected = found.settings.runtime_internal_secret.get_secret_value().encode("utf-8")
+    given = request.headers.get("x-opendot-runtime-secret", "").encode("utf-8")
+    if not expected or not hmac.compare_digest(expected, given):
+        raise Unauthorized("Runtime internal authentication failed.")
+    async with found.db.transaction() as conn:
+        await act_as_service(conn)
+        yield conn
+
+
+async def _service_tx(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with services(request).db.transaction() as conn:
+        await act_as_service(conn)
+        yield conn
+
+
+async def _optional_identity(request: Request) -> Identity | None:
+    """The verified bearer identity (no database), or None without a bearer."""
+    token = bearer_token(request)
+    if token is None or token.startswith(API_KEY_PREFIX):
+        return None
+    return await services(request).verifier.verify(token)
+
+
+# scope="function": the transaction commits before the response is sent, so a
+# client never sees 200 for a write that then fails to commit.
+UserDb = Annotated[Ctx, Depends(_user_tx, scope="function")]
+InternalDb = Annotated[asyncpg.Connection, Depends(_internal_tx, scope="function")]
+ServiceDb = Annotated[asyncpg.Connection, Depends(_service_tx, scope="function")]
+BearerIdentity = Annotated[Identity | None, Depends(_optional_identity)]

@@ -1,0 +1,151 @@
+"""Devices with their live state and current binding (deployment + active target)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from functions.agents_store import iso, parse_uuid
+
+_SELECT = """
+select d.id, d.user_id, d.display_name, d.model, d.serial_number, d.device_endpoint,
+       d.hardware_id, d.updated_at,
+       coalesce(s.availability, 'unknown') as availability,
+       coalesce(s.ip_address, '') as ip_address, s.last_seen_at,
+       coalesce(s.update_mode, 'idle') as update_mode, s.firmware_version, s.board,
+       t.applied_at as bound_at, t.applied_config_version, dp.agent_id as bound_agent_id,
+       a.name as bound_agent_name, dp.activated_at, coalesce(dp.follow_latest, false)
+         as follow_latest
+from public.devices d
+left join public.device_state s on s.device_id = d.id
+left join public.deployment_device_targets t on t.device_id = d.id and t.status = 'active'
+left join public.deployments dp on dp.id = t.deployment_id and dp.status = 'active'
+left join public.agents a on a.id = dp.agent_id and a.deleted_at is null
+where d.deleted_at is null
+"""
+
+
+def device_json(row: asyncpg.Record) -> dict[str, Any]:
+    bound = row["bound_agent_id"] if row["bound_agent_name"] is not None else None
+    return {
+        "id": str(row["id"]),
+        "name": row["display_name"],
+        "model": row["model"],
+        "serialNumber": row["serial_number"],
+        "availability": row["availability"],
+        "ipAddress": row["ip_address"],
+        "deviceEndpoint": row["device_endpoint"],
+        "lastSeenAt": iso(row["last_seen_at"]),
+        "boundAgentId": str(bound) if bound else None,
+        "boundAgentName": row["bound_agent_name"] if bound else None,
+        "boundConfigVersion": iso(row["activated_at"]) if bound else None,
+        "boundAt": iso(row["bound_at"]) if bound else None,
+        "followLatest": bool(row["follow_latest"]) if bound else False,
+        "updateMode": row["update_mode"],
+        "firmwareVersion": row["firmware_version"],
+        "board": row["board"],
+        "updatedAt": iso(row["updated_at"]),
+    }
+
+
+async def list_devices(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(_SELECT + " order by d.updated_at desc")
+    return [device_json(r) for r in rows]
+
+
+async def find_row(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    """A device by platform uuid, serial number, or `runtime:<serial>`."""
+    device_id = parse_uuid(key)
+    if device_id is not None:
+        row: asyncpg.Record | None = await conn.fetchrow(_SELECT + " and d.id = $1", device_id)
+        if row is not None:
+            return row
+    serial = key[len("runtime:") :] if key.startswith("runtime:") else key
+    return await conn.fetchrow(
+        _SELECT + " and d.serial_number = $1 order by d.updated_at desc limit 1", serial
+    )
+
+
+async def get_device(conn: asyncpg.Connection, device_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_SELECT + " and d.id = $1", device_id)
+    return device_json(row) if row else None
+
+
+async def unbind(conn: asyncpg.Connection, device_id: uuid.UUID) -> None:
+    await conn.execute(
+        "update public.deployment_device_targets set status = 'removed', updated_at = now()"
+        " where device_id = $1 and status = 'active'",
+        device_id,
+    )
+
+
+async def bind(
+    conn: asyncpg.Connection,
+    *,
+    user_id: str,
+    device: asyncpg.Record,
+    agent_row: asyncpg.Record,
+    follow_latest: bool,
+    config_version: str | None,
+    bound_at: datetime | None,
+) -> None:
+    """Supersede the active target, then a new deployment + active target."""
+    previous = await conn.fetch(
+        "update public.deployment_device_targets set status = 'superseded', updated_at = now()"
+        " where device_id = $1 and status = 'active' returning deployment_id",
+        device["id"],
+    )
+    if previous:
+        await conn.execute(
+            "update public.deployments set status = 'superseded', superseded_at = now(),"
+            " updated_at = now() where id = any($1::uuid[]) and status = 'active'"
+            " and not exists (select 1 from public.deployment_device_targets t"
+            "   where t.deployment_id = deployments.id and t.status = 'active')",
+            [r["deployment_id"] for r in previous],
+        )
+    deployment_id = await conn.fetchval(
+        "insert into public.deployments (user_id, agent_id, agent_version_id, pipeline_version_id,"
+        " name, follow_latest) values ($1, $2, $3, $4, $5, $6) returning id",
+        uuid.UUID(user_id),
+        agent_row["id"],
+        agent_row["agent_version_id"],
+        agent_row["pipeline_version_id"],
+        f"{agent_row['name']} -> {device['display_name']}"[:400],
+        follow_latest,
+    )
+    version = config_version or iso(agent_row["updated_at"])
+    await conn.execute(
+        "insert into public.deployment_device_targets (deployment_id, device_id, status,"
+        " desired_config_version, applied_config_version, applied_at)"
+        " values ($1, $2, 'active', $3, $3, coalesce($4, now()))",
+        deployment_id,
+        device["id"],
+        version,
+        bound_at,
+    )
+
+
+async def memory(
+    conn: asyncpg.Connection, device_id: uuid.UUID, limit_turns: int = 12
+) -> list[dict[str, str]]:
+    """The device's last completed turns since its memory was reset, oldest first."""
+    rows = await conn.fetch(
+        "select t.transcript, t.reply_text from public.voice_turns t"
+        " join public.voice_sessions s on s.id = t.session_id"
+        " left join public.device_state ds on ds.device_id = s.device_id"
+        " where s.device_id = $1 and t.outcome = 'completed'"
+        " and (ds.memory_reset_at is null or t.created_at > ds.memory_reset_at)"
+        " order by s.started_at desc, t.turn_index desc limit $2",
+        device_id,
+        limit_turns,
+    )
+    messages: list[dict[str, str]] = []
+    for row in reversed(rows):
+        if row["transcript"]:
+            messages.append({"role": "user", "content": row["transcript"]})
+        if row["reply_text"]:
+            messages.append({"role": "assistant", "content": row["reply_text"]})
+    return messages

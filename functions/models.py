@@ -1,0 +1,295 @@
+"""Request and response bodies (camelCase on the wire, snake_case in Python).
+
+Requests ignore unknown fields (the original console PUTs whole objects back);
+responses list every field, so the OpenAPI document is the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", serialize_by_alias=True
+    )
+
+
+class ErrorBody(CamelModel):
+    error: str
+
+
+class Ok(CamelModel):
+    ok: bool = True
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class AuthConfig(CamelModel):
+    local_auth_enabled: bool
+    supabase_configured: bool
+
+
+class PublicUser(CamelModel):
+    id: str
+    auth_provider: str
+    email: str
+    display_name: str
+    avatar_url: str | None = None
+
+
+class SignupBody(CamelModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class LoginBody(CamelModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class RefreshBody(CamelModel):
+    refresh_token: str | None = Field(default=None, max_length=256)
+
+
+class AuthSession(CamelModel):
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: str
+    user: PublicUser
+
+
+class SessionInfo(CamelModel):
+    user: PublicUser
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+class StageSetting(CamelModel):
+    model_config = ConfigDict(extra="allow")
+    key: str
+    label: str = ""
+    value: Any = None
+    control: str = "text"
+
+
+class PipelineStage(CamelModel):
+    model_config = ConfigDict(extra="allow")
+    id: Literal["vad", "stt", "llm", "tts"]
+    label: str = ""
+    provider: str = ""
+    model: str = ""
+    model_options: list[str] = Field(default_factory=list)
+    purpose: str = ""
+    latency_target_ms: int = 0
+    settings: list[StageSetting] = Field(default_factory=list)
+    emits: list[str] = Field(default_factory=list)
+
+
+class VoiceAgent(CamelModel):
+    id: str
+    name: str
+    description: str
+    architecture: Literal["sandwich", "speech_to_speech"]
+    realtime: dict[str, Any]
+    status: str
+    version: int
+    created_at: str
+    updated_at: str
+    pipeline: list[PipelineStage]
+
+
+class AgentEnvelope(CamelModel):
+    agent: VoiceAgent
+
+
+class AgentList(CamelModel):
+    agents: list[VoiceAgent]
+
+
+class AgentCreate(CamelModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    architecture: Literal["sandwich", "speech_to_speech"] | None = None
+
+
+class AgentUpdate(CamelModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    architecture: Literal["sandwich", "speech_to_speech"] | None = None
+    realtime: dict[str, Any] | None = None
+    pipeline: list[dict[str, Any]] | None = Field(default=None, max_length=16)
+
+
+class AgentVersionInfo(CamelModel):
+    version: int
+    pipeline_version: int | None
+    name: str
+    created_at: str
+    current: bool
+
+
+class AgentVersionList(CamelModel):
+    versions: list[AgentVersionInfo]
+
+
+# --- devices --------------------------------------------------------------------------------
+
+
+class DotDevice(CamelModel):
+    id: str
+    name: str
+    model: str
+    serial_number: str
+    availability: str
+    ip_address: str
+    device_endpoint: str
+    last_seen_at: str | None
+    bound_agent_id: str | None
+    bound_agent_name: str | None
+    bound_config_version: str | None
+    bound_at: str | None
+    follow_latest: bool
+    update_mode: str
+    firmware_version: str | None
+    board: str | None
+    updated_at: str
+
+
+class DeviceEnvelope(CamelModel):
+    device: DotDevice
+
+
+class DeviceList(CamelModel):
+    devices: list[DotDevice]
+
+
+class DeviceCreate(CamelModel):
+    name: str = Field(min_length=1, max_length=200)
+    serial_number: str = Field(min_length=1, max_length=128)
+    model: str = Field(default="Dot S3", max_length=64)
+    ip_address: str = Field(default="", max_length=64)
+    device_endpoint: str | None = Field(default=None, max_length=2048)
+
+
+class DeviceUpdate(CamelModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    model: str | None = Field(default=None, max_length=64)
+    serial_number: str | None = Field(default=None, min_length=1, max_length=128)
+    availability: Literal["available", "offline", "unknown"] | None = None
+    ip_address: str | None = Field(default=None, max_length=64)
+    device_endpoint: str | None = Field(default=None, max_length=2048)
+    last_seen_at: str | None = Field(default=None, max_length=64)
+    bound_agent_id: str | None = Field(default=None, max_length=64)
+    bound_config_version: str | None = Field(default=None, max_length=64)
+    bound_at: str | None = Field(default=None, max_length=64)
+    follow_latest: bool | None = None
+    update_mode: Literal["idle", "checking", "binding"] | None = None
+
+
+class ClaimBody(CamelModel):
+    code: str = Field(min_length=1, max_length=32)
+
+
+# --- runtime sessions -----------------------------------------------------------------------
+
+
+class VoiceSessionBody(CamelModel):
+    agent_id: str = Field(min_length=1, max_length=64)
+
+
+class VoiceSession(CamelModel):
+    url: str
+    expires_at: str
+
+
+class VoiceSessionEnvelope(CamelModel):
+    voice_session: VoiceSession
+
+
+class RealtimeSession(CamelModel):
+    token: str
+    client_secret_url: str
+    expires_at: str
+
+
+class RealtimeSessionEnvelope(CamelModel):
+    realtime_session: RealtimeSession
+
+
+# --- settings, keys, secrets, state ---------------------------------------------------------
+
+
+class UserSettings(CamelModel):
+    display_name: str
+    email: str
+    workspace_name: str
+    timezone: str
+    compact_mode: bool
+
+
+class SettingsEnvelope(CamelModel):
+    settings: UserSettings
+
+
+class SettingsUpdate(CamelModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    workspace_name: str | None = Field(default=None, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    compact_mode: bool | None = None
+
+
+class ApiKey(CamelModel):
+    id: str
+    name: str
+    token: str | None
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+    status: str
+
+
+class ApiKeyEnvelope(CamelModel):
+    api_key: ApiKey | None
+
+
+class ApiKeyList(CamelModel):
+    api_keys: list[ApiKey]
+
+
+class ApiKeyCreate(CamelModel):
+    name: str = Field(min_length=1, max_length=120)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class SecretInfo(CamelModel):
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class SecretList(CamelModel):
+    secrets: list[SecretInfo]
+
+
+class SecretPut(CamelModel):
+    value: str = Field(min_length=1, max_length=8192)
+
+
+class SecretEnvelope(CamelModel):
+    secret: SecretInfo
+
+
+class PlatformState(CamelModel):
+    agents: list[VoiceAgent]
+    devices: list[DotDevice]
+    user_settings: UserSettings
+    api_keys: list[ApiKey]

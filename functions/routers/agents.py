@@ -1,0 +1,140 @@
+"""Agents: create with default stages, versioned updates, version list, rollback, soft delete."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from functions import agents_store as store
+from functions.deps import Ctx, UserDb
+from functions.errors import BadRequest, NotFound
+from functions.models import (
+    AgentCreate,
+    AgentEnvelope,
+    AgentList,
+    AgentUpdate,
+    AgentVersionList,
+    Ok,
+)
+from shared import agent_config
+
+router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+_NOT_FOUND = "Agent not found."
+
+
+def _agent_id(raw: str) -> uuid.UUID:
+    parsed = store.parse_uuid(raw)
+    if parsed is None:
+        raise NotFound(_NOT_FOUND)
+    return parsed
+
+
+async def _envelope(ctx: Ctx, agent_id: uuid.UUID) -> AgentEnvelope:
+    agent = await store.get_agent(ctx.conn, agent_id)
+    if agent is None:
+        raise NotFound(_NOT_FOUND)
+    return AgentEnvelope.model_validate({"agent": agent})
+
+
+@router.get("", response_model=AgentList)
+async def list_agents(ctx: UserDb) -> AgentList:
+    return AgentList.model_validate({"agents": await store.list_agents(ctx.conn)})
+
+
+@router.post("", status_code=201, response_model=AgentEnvelope)
+async def create_agent(body: AgentCreate, ctx: UserDb) -> AgentEnvelope:
+    name = body.name.strip()
+    if not name:
+        raise BadRequest("name is required.")
+    agent_id = await store.create_agent(
+        ctx.conn, ctx.user_id, name, body.description.strip(), body.architecture
+    )
+    return await _envelope(ctx, agent_id)
+
+
+@router.get("/{agent_id}", response_model=AgentEnvelope)
+async def get_agent(agent_id: str, ctx: UserDb) -> AgentEnvelope:
+    return await _envelope(ctx, _agent_id(agent_id))
+
+
+@router.put("/{agent_id}", response_model=AgentEnvelope)
+async def update_agent(agent_id: str, body: AgentUpdate, ctx: UserDb) -> AgentEnvelope:
+    parsed = _agent_id(agent_id)
+    row = await store.fetch_row(ctx.conn, parsed, lock=True)
+    if row is None:
+        raise NotFound(_NOT_FOUND)
+    current = row["agent_manifest"] or {}
+    name = body.name.strip() if body.name and body.name.strip() else row["name"]
+    manifest = store.agent_manifest(
+        name,
+        body.description.strip() if body.description is not None else row["description"],
+        body.architecture or current.get("architecture"),
+        body.realtime if body.realtime is not None else current.get("realtime"),
+    )
+    stages_source = body.pipeline if body.pipeline is not None else (row["pipeline_manifest"] or {})
+    stages = agent_config.compact_pipeline(stages_source)
+    await store.write_version(ctx.conn, row, ctx.user_id, manifest, stages)
+    return await _envelope(ctx, parsed)
+
+
+@router.get("/{agent_id}/versions", response_model=AgentVersionList)
+async def list_versions(agent_id: str, ctx: UserDb) -> AgentVersionList:
+    parsed = _agent_id(agent_id)
+    if await store.fetch_row(ctx.conn, parsed) is None:
+        raise NotFound(_NOT_FOUND)
+    versions = await store.list_versions(ctx.conn, parsed)
+    return AgentVersionList.model_validate({"versions": versions})
+
+
+@router.post("/{agent_id}/versions/{version}/restore", response_model=AgentEnvelope)
+async def restore_version(agent_id: str, version: int, ctx: UserDb) -> AgentEnvelope:
+    """Roll back: the old version's content becomes a new, current version."""
+    parsed = _agent_id(agent_id)
+    row = await store.fetch_row(ctx.conn, parsed, lock=True)
+    if row is None:
+        raise NotFound(_NOT_FOUND)
+    content = await store.version_content(ctx.conn, parsed, version)
+    if content is None:
+        raise NotFound("Agent version not found.")
+    old_manifest, old_pipeline = content
+    manifest = store.agent_manifest(
+        str(old_manifest.get("name") or row["name"]),
+        str(old_manifest.get("description") or ""),
+        old_manifest.get("architecture"),
+        old_manifest.get("realtime"),
+    )
+    stages = agent_config.compact_pipeline(old_pipeline)
+    await store.write_version(ctx.conn, row, ctx.user_id, manifest, stages)
+    return await _envelope(ctx, parsed)
+
+
+@router.delete("/{agent_id}", response_model=Ok)
+async def delete_agent(agent_id: str, ctx: UserDb) -> Ok:
+    parsed = _agent_id(agent_id)
+    pipeline_id = await ctx.conn.fetchval(
+        "update public.agents set status = 'removed', deleted_at = now(), updated_at = now()"
+        " where id = $1 and deleted_at is null returning coalesce(pipeline_id, id)",
+        parsed,
+    )
+    if pipeline_id is None:
+        raise NotFound(_NOT_FOUND)
+    await ctx.conn.execute(
+        "update public.pipelines set deleted_at = now(), updated_at = now()"
+        " where id = $1 and deleted_at is null",
+        pipeline_id,
+    )
+    await ctx.conn.execute("select private.revoke_agent_runtime_tokens($1)", parsed)
+    deployments = await ctx.conn.fetch(
+        "update public.deployments set status = 'removed', superseded_at = coalesce(superseded_at,"
+        " now()), updated_at = now() where agent_id = $1 and status <> 'removed' returning id",
+        parsed,
+    )
+    if deployments:
+        await ctx.conn.execute(
+            "update public.deployment_device_targets set status = 'removed', updated_at = now()"
+            " where deployment_id = any($1::uuid[]) and status <> 'removed'",
+            [r["id"] for r in deployments],
+        )
+    return Ok()
