@@ -325,7 +325,7 @@ class DeviceSession:
             self._event("mcp", {"payload": message.payload})
 
     async def _on_audio(self, payload: bytes) -> None:
-        self.ctx.metrics.frames_in.inc()
+        self.ctx.metrics.frames_in.inc(kind="device")
         machine = self.machine
         if not machine.accepts_audio or self.pipeline is None:
             return
