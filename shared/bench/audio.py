@@ -415,7 +415,11 @@ def format_table(results: Results) -> str:
 
 
 def _flatten(values: Any, indent: str) -> list[str]:
-    if isinstance(values, dict) and all(isinstance(v, dict) for v in values.values()) and values:
+    rows_of_scalars = all(
+        isinstance(row, dict) and not any(isinstance(v, dict | list) for v in row.values())
+        for row in values.values()
+    )
+    if values and rows_of_scalars:
         columns = list(dict.fromkeys(k for row in values.values() for k in row))
         width = max(len(str(k)) for k in values)
         lines = [indent + " " * width + "  " + "  ".join(f"{c:>14}" for c in columns)]
