@@ -1,0 +1,80 @@
+"""The API image's commands work with what that image holds, and nothing more.
+
+`infra/docker/functions.Dockerfile` installs `shared/` + `functions/` + the core
+dependencies + uvicorn (no `runtime/`, no numpy or speech engines) and runs
+`opendot db migrate` (the compose migration job) and `opendot api`. Without a
+Docker engine, the closest faithful stand-in is the Lambda artefact (exactly
+shared + functions + core dependencies) plus uvicorn and click, in an
+interpreter started with `-S` so the development venv is invisible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import drop_database, unique_database_name, with_database
+from tests.infra.conftest import TIME_UNIT, base_python
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "supabase" / "migrations"
+CLI = "import sys; from shared.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(scope="module")
+def image_path(lambda_build: tuple[Any, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """PYTHONPATH of the simulated API image: the artefact plus uvicorn and click."""
+    _, unzipped = lambda_build
+    extra = tmp_path_factory.mktemp("api-image-extra")
+    for name in ("uvicorn", "click"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        (extra / name).symlink_to(Path(spec.origin).parent, target_is_directory=True)
+    return f"{unzipped}:{extra}"
+
+
+def _opendot(image_path: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [base_python(), "-S", "-c", CLI, *argv],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": image_path, "OPENDOT_ENV": "production"},
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120 * TIME_UNIT,
+        check=False,
+    )
+
+
+@pytest.fixture()
+def fresh_database(pg_server_url: str) -> Iterator[str]:
+    name = unique_database_name("img")
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        drop_database(pg_server_url, name)
+
+
+def test_migration_job_runs_without_the_runtime_dependencies(
+    image_path: str, fresh_database: str, tmp_path: Path
+) -> None:
+    argv = ("db", "migrate", "--database-url", fresh_database, "--migrations-dir", str(MIGRATIONS))
+    first = _opendot(image_path, *argv, "--create", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Applied" in first.stdout
+    again = _opendot(image_path, *argv, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout
+
+
+@pytest.mark.parametrize("argv", [["api", "--help"], ["db", "migrate", "--help"]])
+def test_api_image_commands_have_help(image_path: str, argv: list[str], tmp_path: Path) -> None:
+    if argv[0] == "api" and importlib.util.find_spec("functions.server") is None:
+        pytest.skip("functions/server.py is not written yet")
+    result = _opendot(image_path, *argv, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage: opendot" in result.stdout
