@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +39,13 @@ async def refresh_device(ctx: RuntimeContext, device_uuid: str) -> bool:
     return True
 
 
+def _enqueue(queue: asyncio.Queue[str]) -> Any:
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        queue.put_nowait(str(payload))
+
+    return on_notify
+
+
 async def watch_device_config(ctx: RuntimeContext, dsn: str) -> None:
     backoff = 0.5
     while True:
@@ -45,9 +53,7 @@ async def watch_device_config(ctx: RuntimeContext, dsn: str) -> None:
         conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
-            await conn.add_listener(
-                CHANNEL, lambda _c, _pid, _ch, payload: queue.put_nowait(str(payload))
-            )
+            await conn.add_listener(CHANNEL, _enqueue(queue))
             backoff = 0.5
             while not conn.is_closed():
                 try:
