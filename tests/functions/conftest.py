@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from functions.app import create_app
 from functions.settings import ApiSettings
 
+_ADDRESSES = itertools.count(1)
 INTERNAL_SECRET = "test-internal-secret-0123456789"
 SECRETS_KEY = base64.b64encode(bytes(range(32))).decode()
 
@@ -49,11 +51,13 @@ async def make_client(database_url: str) -> AsyncIterator[AppFactory]:
     apps: list[Any] = []
     clients: list[httpx.AsyncClient] = []
 
-    async def factory(**overrides: Any) -> httpx.AsyncClient:
+    async def factory(*, client_ip: str | None = None, **overrides: Any) -> httpx.AsyncClient:
         app = create_app(make_settings(database_url, **overrides))
         apps.append(app)
+        # A distinct client address per app keeps per-address throttles apart.
+        address = client_ip or f"198.51.{next(_ADDRESSES) // 250}.{next(_ADDRESSES) % 250}"
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 4711)),
+            transport=httpx.ASGITransport(app=app, client=(address, 4711)),
             base_url="http://api.test",
         )
         clients.append(client)
