@@ -72,14 +72,25 @@ class EspeakEngine:
             self._chunks.append(ctypes.string_at(wav, samples * 2))
         return 0  # 0 = carry on synthesising
 
+    def has_voice(self, voice: str) -> bool:
+        """Whether espeak-ng knows `voice` (it is then the current voice)."""
+        with self._lock:
+            return self._select(voice)
+
+    def _select(self, voice: str) -> bool:
+        name = voice.encode()
+        if name != self._voice:
+            if self._lib.espeak_SetVoiceByName(name) != 0:
+                return False
+            self._voice = name
+        return True
+
     def synthesize(self, text: str, voice: str = "en-us", rate_wpm: int = 175) -> bytes:
         """PCM16 mono at `sample_rate` for `text` (plain text, not SSML)."""
         encoded = text.encode("utf-8") + b"\0"
         with self._lock:
-            if voice.encode() != self._voice:
-                if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                    raise AudioError(f"espeak-ng has no voice {voice!r}")
-                self._voice = voice.encode()
+            if not self._select(voice):
+                raise AudioError(f"espeak-ng has no voice {voice!r}")
             self._lib.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
             self._chunks = []
             status = self._lib.espeak_Synth(

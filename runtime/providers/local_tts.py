@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from runtime.audio.errors import AudioError
-from runtime.pipeline.errors import ConfigRefused, ProviderBadResponse, ProviderError
+from runtime.pipeline.errors import ProviderBadResponse, ProviderError
 from runtime.pipeline.interfaces import PcmChunk, TtsOptions
 from runtime.protocol.chunks import split_sentences
 
@@ -102,7 +102,8 @@ class PiperTTS:
 
 
 class EspeakTTS:
-    """TTS provider on libespeak-ng; `options.voice` is an espeak-ng voice name."""
+    """TTS provider on libespeak-ng; `options.voice` is an espeak-ng voice name
+    (`en-us`, `en-gb+f3`, ...); unknown names fall back to `default_voice`."""
 
     name = ESPEAK_NAME
 
@@ -113,14 +114,17 @@ class EspeakTTS:
     async def stream(self, text: str, options: TtsOptions) -> AsyncIterator[PcmChunk]:
         from runtime.audio.espeak import engine
 
-        voice = options.voice or self.default_voice
         speaker = await asyncio.to_thread(engine)
+        voice = options.voice or self.default_voice
+        if not await asyncio.to_thread(speaker.has_voice, voice):
+            # This is the voice of last resort (it speaks the apology when every
+            # other TTS failed), and `options.voice` is often another vendor's
+            # voice name: speak with the default rather than fail.
+            voice = self.default_voice
         for sentence in split_sentences(text):
             try:
                 pcm = await asyncio.to_thread(speaker.synthesize, sentence, voice, self.rate_wpm)
             except AudioError as exc:
-                if "no voice" in str(exc):
-                    raise ConfigRefused(ESPEAK_NAME, str(exc)) from exc
                 raise ProviderBadResponse(ESPEAK_NAME, str(exc)) from exc
             if pcm:
                 yield PcmChunk(pcm=pcm, sample_rate=speaker.sample_rate)

@@ -24,6 +24,8 @@ def test_library_engine_speaks_and_refuses_unknown_voice() -> None:
     assert _voiced_ms(pcm, speaker.sample_rate) > 200
     with pytest.raises(AudioError, match="no voice"):
         speaker.synthesize("x", voice="no-such-voice")
+    assert not speaker.has_voice("no-such-voice")
+    assert speaker.has_voice("de") and speaker.has_voice("en-us+f3")
 
 
 def test_library_engine_is_safe_from_many_threads() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.audio.resample import resample
-from runtime.pipeline.errors import ConfigRefused, ProviderBadResponse
+from runtime.pipeline.errors import ProviderBadResponse
 from runtime.pipeline.interfaces import PcmChunk, TtsOptions
 from runtime.providers.local_stt import whisper_engine
 from runtime.providers.local_tts import EspeakTTS, PiperTTS, is_silent, piper_voice
@@ -79,9 +79,13 @@ async def test_espeak_speaks_each_sentence() -> None:
     assert await _chunks(EspeakTTS(), "") == []
 
 
-async def test_espeak_refuses_unknown_voices() -> None:
-    with pytest.raises(ConfigRefused, match="no voice"):
-        await _chunks(EspeakTTS(), "hello", TtsOptions(voice="xx-nonexistent"))
+async def test_espeak_speaks_unknown_voices_with_its_default() -> None:
+    # The last-resort voice must speak even when the agent names another
+    # vendor's voice ("alloy"): it falls back to its default voice.
+    fallback = await _chunks(EspeakTTS(), "hello", TtsOptions(voice="alloy"))
+    default = await _chunks(EspeakTTS(), "hello")
+    assert len(fallback) == 1 and not is_silent(fallback[0].pcm)
+    assert abs(len(fallback[0].pcm) - len(default[0].pcm)) < 0.05 * len(default[0].pcm)
 
 
 def test_is_silent() -> None:
