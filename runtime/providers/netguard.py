@@ -143,19 +143,18 @@ def check_addresses(
     return checked
 
 
-async def vet_url(
+def precheck_url(
     url: str,
     *,
     allow_private: bool,
     provider: str,
     what: str = "base_url",
     schemes: tuple[str, ...] = ("http", "https"),
-    resolver: Resolver | None = None,
-) -> list[str]:
-    """Refuse a URL that is not http(s) or whose host is not public; return its addresses."""
+) -> str:
+    """The checks that need no DNS (scheme, credentials, literal addresses); the host."""
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
+        parts.port  # noqa: B018 - validates the port
     except ValueError as exc:
         raise ConfigRefused(provider, f"{what} is not a valid URL ({exc}).") from None
     if parts.scheme.lower() not in schemes:
@@ -168,15 +167,34 @@ async def vet_url(
     host = parts.hostname
     if not host:
         raise ConfigRefused(provider, f"{what} has no host name.")
-    if port is None:
-        port = 443 if parts.scheme.lower() in ("https", "wss") else 80
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    else:
+        return host
+    check_addresses(
+        [str(literal)], host=host, allow_private=allow_private, provider=provider, what=what
+    )
+    return host
+
+
+async def vet_url(
+    url: str,
+    *,
+    allow_private: bool,
+    provider: str,
+    what: str = "base_url",
+    schemes: tuple[str, ...] = ("http", "https"),
+    resolver: Resolver | None = None,
+) -> list[str]:
+    """Refuse a URL that is not http(s) or whose host is not public; return its addresses."""
+    host = precheck_url(
+        url, allow_private=allow_private, provider=provider, what=what, schemes=schemes
+    )
+    parts = urlsplit(url.strip())
+    port = parts.port or (443 if parts.scheme.lower() in ("https", "wss") else 80)
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
         try:
             addresses = await (resolver or system_resolver)(host, port)
         except OSError as exc:

@@ -35,7 +35,7 @@ from runtime.pipeline.interfaces import LlmRequest
 from runtime.providers.http import CallPolicy, redact, shared_client, stream_body
 from runtime.providers.keys import ProviderKey
 from runtime.providers.llm_settings import LlmConfig, parse_llm_settings
-from runtime.providers.netguard import Resolver, vet_url
+from runtime.providers.netguard import Resolver, precheck_url, vet_url
 from runtime.providers.sse import SseError, SseParser
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,7 @@ class OpenAICompatibleLLM:
         self._vetted: str | None = None
         # Refuse bad configuration when the pipeline is built, not mid-turn.
         self._config = parse_llm_settings(self._settings, provider=name)
+        precheck_url(self._base_url, allow_private=allow_private, provider=name)
         if key is not None:
             key.check_destination(self._base_url, name)
 

@@ -309,12 +309,13 @@ def test_operator_key_is_not_sent_to_an_agent_chosen_base_url() -> None:
         "http://localhost:8787/v1",
     ],
 )
-@respx.mock(assert_all_called=False)
 async def test_private_base_urls_are_refused_before_any_request(base_url: str) -> None:
-    catch_all = respx.route().mock(return_value=httpx.Response(200))
-    provider = llm(base_url=base_url, key=None, resolver=None)  # the real resolver
-    with pytest.raises(ConfigRefused, match="address"):
-        await collect(provider)
+    with respx.mock(assert_all_called=False) as router:
+        catch_all = router.route().mock(return_value=httpx.Response(200))
+        with pytest.raises(ConfigRefused, match="address"):
+            # Literal addresses are refused when the pipeline is built, names when resolved.
+            provider = llm(base_url=base_url, key=None, resolver=None)  # the real resolver
+            await collect(provider)
     assert catch_all.call_count == 0
 
 
@@ -406,9 +407,8 @@ async def test_loopback_server_when_operator_allows_it(unit: float) -> None:
     port = server.sockets[0].getsockname()[1]
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        refused = llm({"api": "chat_completions"}, base_url=base, key=None)
         with pytest.raises(ConfigRefused, match="loopback"):
-            await collect(refused)
+            llm({"api": "chat_completions"}, base_url=base, key=None)
         allowed = llm(
             {"api": "chat_completions"}, base_url=base, key=None, allow_private=True, model="llama3"
         )

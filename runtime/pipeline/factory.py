@@ -1,0 +1,369 @@
+"""Builds one session's `Pipeline` from its agent, the operator's settings and the
+user's stored secrets.
+
+Each stage gets an ordered provider list: the stage's provider, then its
+`fallback_providers`, then the offline engine. A provider that cannot be offered
+(no key configured, a refused key name or address) is skipped with a logged
+reason, which `plan_pipeline` also returns as `notes` for the runtime to show.
+Rules of the lists:
+
+- STT ends with local Whisper; LLM falls back to the labelled echo model only
+  when no real LLM could be built (an echo answer after a failed turn would be
+  a lie; the runtime speaks its apology instead); TTS always ends with Piper
+  and then espeak-ng, so an apology can be spoken even when the cloud is gone.
+- `vad` is None when the VAD stage names the same provider as the STT that
+  will run first and that provider endpoints itself (Deepgram, Azure).
+
+Everything heavy (local models, SDKs) is imported lazily, the first time a
+provider is built.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.pipeline.errors import ConfigRefused
+from runtime.pipeline.fallback import FallbackLLM, FallbackSTT, FallbackTTS
+from runtime.pipeline.interfaces import LLM, STT, TTS, VAD, Pipeline
+from runtime.providers.keys import KeyResolver, ProviderKey
+from runtime.providers.settings import (
+    DEFAULT_OPENAI_BASE_URL,
+    ProviderSettings,
+    origin_of,
+)
+from shared import agent_config
+
+log = logging.getLogger(__name__)
+
+Agent = Mapping[str, Any]
+
+LLM_SETTING_KEYS = (
+    "api",
+    "base_url",
+    "temperature",
+    "max_output_tokens",
+    "reasoning_effort",
+    "verbosity",
+    "response_features",
+    "stop_sequences",
+    "seed",
+    "json_mode",
+    "extra_headers",
+    "timeout_s",
+    "max_retries",
+    "requests_per_second",
+    "extra_parameters",
+)
+_SELF_ENDPOINTING = frozenset({"deepgram", "azure"})
+
+
+@dataclass
+class PipelinePlan:
+    pipeline: Pipeline
+    # Provider names per stage, in the order they will be tried.
+    stages: dict[str, list[str]] = field(default_factory=dict)
+    # Why a configured provider was skipped; safe to show to the agent's owner.
+    notes: list[str] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """A provider that cannot be offered for this session (the message says why)."""
+
+
+# --- process-wide local engines -----------------------------------------------------------------
+
+_vad_lock = threading.Lock()
+_vad: VAD | None = None
+
+
+def shared_vad() -> VAD:
+    """One Silero VAD per process, so windows of all sessions batch together."""
+    global _vad
+    if _vad is None:
+        with _vad_lock:
+            if _vad is None:
+                from runtime.pipeline.vad import SileroVAD
+
+                _vad = SileroVAD()
+    return _vad
+
+
+def _local_stt() -> STT:
+    from runtime.providers.local_stt import LocalWhisperSTT
+
+    return LocalWhisperSTT()
+
+
+def _local_tts() -> list[TTS]:
+    from runtime.providers.local_tts import EspeakTTS, PiperTTS
+
+    return [PiperTTS(), EspeakTTS()]
+
+
+def _echo() -> LLM:
+    from runtime.providers.echo_llm import EchoLLM
+
+    return EchoLLM()
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+def _setting(agent: Agent | None, stage: str, key: str) -> Any:
+    try:
+        return agent_config.setting_value(agent, stage, key)
+    except KeyError:
+        return None
+
+
+def _model_for(agent: Agent | None, stage: str, provider: str, fits: Callable[[str], bool]) -> str:
+    """The stage's model when it belongs to `provider`, else "" (the provider's default)."""
+    if agent_config.stage_provider(agent, stage) != provider:
+        return ""
+    model = agent_config.stage_model(agent, stage)
+    return model if fits(model) else ""
+
+
+class _Builder:
+    def __init__(
+        self,
+        agent: Agent | None,
+        settings: ProviderSettings,
+        secrets: Mapping[str, str] | None,
+        user_id: str | None,
+    ) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.secrets = dict(secrets or {})
+        self.keys = KeyResolver(settings, self.secrets, user_id)
+        self.notes: list[str] = []
+
+    # -- keys
+
+    def _speech_key(self, name: str, base_url: str | None, provider: str) -> ProviderKey:
+        """A speech provider's key: the user's stored secret of that name, else the operator's."""
+        if name in self.secrets:
+            key = self.keys.resolve(name, provider=provider)
+            if key is not None:
+                return key
+        value = {
+            "OPENAI_API_KEY": self.settings.openai_api_key,
+            "DEEPGRAM_API_KEY": self.settings.deepgram_api_key,
+            "AZURE_SPEECH_KEY": self.settings.azure_speech_key,
+        }.get(name)
+        if value is None or not value.get_secret_value():
+            raise _Skip(f"{provider} is not configured on this runtime ({name} is not set)")
+        origins = (origin_of(base_url),) if base_url else ()
+        return ProviderKey(name, "operator", origins, value)
+
+    def _endpoint(self, provider: str, base_url: str, key: ProviderKey) -> Any:
+        from runtime.providers.endpoint import Endpoint
+
+        return Endpoint.from_settings(provider, base_url, key, self.settings)
+
+    # -- stages
+
+    def candidates(self, stage: str) -> list[str]:
+        names = [agent_config.stage_provider(self.agent, stage)]
+        extra = _setting(self.agent, stage, "fallback_providers") or []
+        if isinstance(extra, list):
+            names += [str(n) for n in extra]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def attempt(self, stage: str, provider: str, make: Callable[[], Any]) -> Any | None:
+        try:
+            return make()
+        except (_Skip, ConfigRefused) as exc:
+            note = f"{stage}: {provider} skipped: {exc}"
+            log.warning("%s", note)
+            self.notes.append(note)
+            return None
+
+    def stt(self, provider: str) -> STT | None:
+        if provider == "local":
+            return _local_stt()
+        if provider == "deepgram":
+            from runtime.providers.deepgram import DeepgramSTT
+
+            base = self.settings.deepgram_base_url
+            key = self._speech_key("DEEPGRAM_API_KEY", base, provider)
+            model = _model_for(self.agent, "stt", provider, lambda m: not m.startswith("gpt-"))
+            return DeepgramSTT(self._endpoint(provider, base, key), model=model)
+        if provider == "openai":
+            from runtime.providers.openai_speech import OpenAISTT
+
+            base = self.settings.openai_base_url
+            key = self._speech_key("OPENAI_API_KEY", base, provider)
+            model = _model_for(
+                self.agent, "stt", provider, lambda m: m.startswith(("gpt-", "whisper"))
+            )
+            return OpenAISTT(self._endpoint(provider, base, key), model=model)
+        if provider == "azure":
+            from runtime.providers.azure_speech import AzureAuth, AzureSTT
+
+            key = self._speech_key("AZURE_SPEECH_KEY", None, provider)
+            if not self.settings.azure_speech_region:
+                raise _Skip("azure needs AZURE_SPEECH_REGION")
+            auth = AzureAuth(key.reveal(), self.settings.azure_speech_region)
+            return AzureSTT(auth, timeout_s=self.settings.provider_timeout_s)
+        raise _Skip(f"unknown stt provider {provider!r}")
+
+    def tts(self, provider: str) -> TTS | None:
+        if provider == "local":
+            return None  # the local engines end every list anyway
+        if provider == "deepgram":
+            from runtime.providers.deepgram import DeepgramTTS
+
+            base = self.settings.deepgram_base_url
+            key = self._speech_key("DEEPGRAM_API_KEY", base, provider)
+            model = _model_for(self.agent, "tts", provider, lambda m: m.startswith("aura"))
+            return DeepgramTTS(self._endpoint(provider, base, key), model=model)
+        if provider == "openai":
+            from runtime.providers.openai_speech import OpenAITTS
+
+            base = self.settings.openai_base_url
+            key = self._speech_key("OPENAI_API_KEY", base, provider)
+            model = _model_for(
+                self.agent, "tts", provider, lambda m: m.startswith(("gpt-", "tts-"))
+            )
+            return OpenAITTS(self._endpoint(provider, base, key), model=model)
+        if provider == "azure":
+            from runtime.providers.azure_speech import AzureAuth, AzureTTS
+
+            key = self._speech_key("AZURE_SPEECH_KEY", None, provider)
+            if not self.settings.azure_speech_region:
+                raise _Skip("azure needs AZURE_SPEECH_REGION")
+            voice = _model_for(self.agent, "tts", provider, lambda m: "Neural" in m)
+            auth = AzureAuth(key.reveal(), self.settings.azure_speech_region)
+            return AzureTTS(auth, voice=voice, timeout_s=self.settings.provider_timeout_s)
+        raise _Skip(f"unknown tts provider {provider!r}")
+
+    def llm(self, provider: str) -> LLM | None:
+        if provider == "echo":
+            return _echo()
+        if provider != "openai":
+            raise _Skip(f"unknown llm provider {provider!r}")
+        from runtime.providers.openai_llm import OpenAICompatibleLLM, pacer_for
+
+        values = {k: _setting(self.agent, "llm", k) for k in LLM_SETTING_KEYS}
+        custom = str(values.get("base_url") or "").strip()
+        base_url = custom or self.settings.openai_base_url
+        name = str(_setting(self.agent, "llm", "api_key_name") or "").strip()
+        key = self.keys.resolve(name, provider="llm") if name else None
+        if key is None and origin_of(base_url) == origin_of(DEFAULT_OPENAI_BASE_URL):
+            raise _Skip(
+                f"no key for {base_url}"
+                + (f" ({name} is not configured)" if name else " (api_key_name is empty)")
+            )
+        rate = float(values.get("requests_per_second") or 50)
+        scope = str((self.agent or {}).get("id") or "no-agent")
+        return OpenAICompatibleLLM(
+            settings={k: v for k, v in values.items() if v is not None},
+            model=agent_config.stage_model(self.agent, "llm"),
+            base_url=base_url,
+            key=key,
+            allow_private=self.settings.allow_private_base_urls,
+            pacer=pacer_for(scope, rate),
+            first_byte_timeout_s=self.settings.provider_first_byte_timeout_s,
+            connect_timeout_s=self.settings.provider_connect_timeout_s,
+        )
+
+
+def plan_pipeline(
+    agent: Agent | None,
+    settings: ProviderSettings,
+    secrets: Mapping[str, str] | None = None,
+    user_id: str | None = None,
+) -> PipelinePlan:
+    b = _Builder(agent, settings, secrets, user_id)
+    first_output = settings.provider_first_byte_timeout_s
+
+    stt_names: list[tuple[str, STT]] = []
+    for name in b.candidates("stt"):
+        stt = b.attempt("stt", name, functools.partial(b.stt, name))
+        if stt is not None:
+            stt_names.append((name, stt))
+    if not any(name == "local" for name, _ in stt_names):
+        stt_names.append(("local", _local_stt()))
+
+    llms: list[LLM] = []
+    for name in b.candidates("llm"):
+        llm = b.attempt("llm", name, functools.partial(b.llm, name))
+        if llm is not None:
+            llms.append(llm)
+    if not llms:
+        llms.append(_echo())
+
+    ttss: list[TTS] = []
+    for name in b.candidates("tts"):
+        tts = b.attempt("tts", name, functools.partial(b.tts, name))
+        if tts is not None:
+            ttss.append(tts)
+    ttss += _local_tts()
+
+    first_stt = stt_names[0][0]
+    vad_provider = agent_config.stage_provider(agent, "vad")
+    vad: VAD | None
+    if first_stt in _SELF_ENDPOINTING and vad_provider == first_stt:
+        vad = None  # the STT provider's own endpointing ends utterances
+    else:
+        vad = shared_vad()
+        if vad_provider in _SELF_ENDPOINTING and vad_provider != first_stt:
+            b.notes.append(
+                f"vad: {vad_provider} endpointing needs {vad_provider} speech recognition; "
+                "using the local Silero VAD"
+            )
+
+    stt_list = [stt for _, stt in stt_names]
+    pipeline = Pipeline(
+        vad=vad,
+        stt=stt_list[0] if len(stt_list) == 1 else FallbackSTT(stt_list),
+        llm=llms[0] if len(llms) == 1 else FallbackLLM(llms, first_output_timeout_s=first_output),
+        tts=FallbackTTS(ttss, first_output_timeout_s=first_output),
+    )
+    return PipelinePlan(
+        pipeline=pipeline,
+        stages={
+            "vad": [vad.name] if vad is not None else [f"{first_stt} (provider endpointing)"],
+            "stt": [s.name for s in stt_list],
+            "llm": [m.name for m in llms],
+            "tts": [t.name for t in ttss],
+        },
+        notes=b.notes,
+    )
+
+
+def build_pipeline(
+    agent: Agent | None,
+    settings: ProviderSettings,
+    secrets: Mapping[str, str] | None = None,
+    user_id: str | None = None,
+) -> Pipeline:
+    """The session's pipeline (see `plan_pipeline` for the skipped providers' reasons)."""
+    return plan_pipeline(agent, settings, secrets, user_id).pipeline
+
+
+@functools.lru_cache(maxsize=1)
+def _readiness_settings() -> ProviderSettings:
+    return ProviderSettings()
+
+
+def readiness(settings: ProviderSettings | None = None) -> dict[str, Any]:
+    """Which providers this runtime can offer (for /health); never a key."""
+    s = settings or _readiness_settings()
+
+    def has(value: Any) -> bool:
+        return value is not None and bool(value.get_secret_value())
+
+    return {
+        "openaiConfigured": has(s.openai_api_key),
+        "deepgramConfigured": has(s.deepgram_api_key),
+        "azureConfigured": has(s.azure_speech_key) and bool(s.azure_speech_region),
+        "allowPrivateBaseUrls": s.allow_private_base_urls,
+        "local": True,
+    }
