@@ -48,14 +48,22 @@ async def put_secret(name: str, body: SecretPut, ctx: UserDb) -> SecretEnvelope:
     if key is None:
         raise Unavailable("Secret storage is off: the operator has not set OPENDOT_SECRETS_KEY.")
     sealed = seal(key, body.value, f"{ctx.user_id}:{name}")
+    # Update-then-insert rather than ON CONFLICT: owners hold no SELECT on
+    # `ciphertext`, which an upsert's EXCLUDED reference would need.
     row = await ctx.conn.fetchrow(
-        "insert into public.user_secrets (user_id, name, ciphertext) values ($1, $2, $3)"
-        " on conflict (user_id, name) do update set ciphertext = excluded.ciphertext,"
-        " updated_at = now() returning name, created_at, updated_at",
-        uuid.UUID(ctx.user_id),
+        "update public.user_secrets set ciphertext = $2, updated_at = now() where name = $1"
+        " returning name, created_at, updated_at",
         name,
         sealed,
     )
+    if row is None:
+        row = await ctx.conn.fetchrow(
+            "insert into public.user_secrets (user_id, name, ciphertext) values ($1, $2, $3)"
+            " returning name, created_at, updated_at",
+            uuid.UUID(ctx.user_id),
+            name,
+            sealed,
+        )
     return SecretEnvelope(
         secret=SecretInfo(
             name=row["name"],
