@@ -25,3 +25,7 @@ class HandshakeError(SimulatorError):
 
 class AudioInputError(SimulatorError):
     """The audio to send could not be read or synthesised."""
+
+
+class PlatformError(SimulatorError):
+    """A platform API call of the demo failed (sign-in, claim, bind)."""

@@ -1,0 +1,170 @@
+"""`opendot demo`: the showcase after `make up` / `opendot up`.
+
+Signs in as the demo user, boots a simulated Dot, claims it by the code it
+announces (exactly what a user types into the console), binds the demo
+agent, and holds a two-turn conversation in which the second question
+refers to the first, printing the transcript and timings of each turn.
+The device is kept in `<state-dir>/demo/`, so later runs skip the pairing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from runtime.simulator.errors import PlatformError
+
+DEMO_EMAIL = "demo@opendot.local"
+DEMO_PASSWORD = "opendot-demo"  # noqa: S105 - the documented seed account of `opendot up`
+DEMO_AGENT_ID = "00000000-0000-4000-8000-0000000000a1"
+DEFAULT_API_URL = "http://127.0.0.1:8788"
+DEFAULT_RUNTIME_URL = "http://127.0.0.1:8787"
+QUESTIONS = (
+    "My favourite colour is green. Please remember that.",
+    "What is my favourite colour?",
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-url", default=DEFAULT_API_URL, help="platform API base URL")
+    parser.add_argument("--runtime-url", default=DEFAULT_RUNTIME_URL, help="runtime base URL")
+    parser.add_argument("--email", default=DEMO_EMAIL)
+    parser.add_argument("--password", default=DEMO_PASSWORD)
+    parser.add_argument("--agent-id", default=DEMO_AGENT_ID, help="agent to bind")
+    parser.add_argument("--protocol-version", type=int, choices=(1, 2, 3), default=2)
+    parser.add_argument("--state-dir", type=Path, help="device store (default ~/.opendot/devices)")
+    parser.add_argument("--out-dir", type=Path, help="write each reply as a WAV here")
+    parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real-time microphone")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from runtime.simulator.errors import SimulatorError
+
+    try:
+        return asyncio.run(run_demo(args))
+    except SimulatorError as exc:
+        print(f"opendot demo: {exc}")
+        return 1
+
+
+class PlatformClient:
+    """The few platform API calls the demo makes, as the signed-in user."""
+
+    def __init__(self, http: Any, api_url: str) -> None:
+        self.http = http
+        self.api = api_url.rstrip("/")
+        if not self.api.endswith("/api"):
+            self.api += "/api"
+        self.headers: dict[str, str] = {}
+
+    async def _call(self, method: str, path: str, body: object = None) -> Any:
+        import httpx
+
+        try:
+            response = await self.http.request(
+                method, self.api + path, json=body, headers=self.headers
+            )
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"cannot reach the platform API at {self.api}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("error") or response.text
+            except ValueError:
+                detail = response.text
+            raise PlatformError(f"{method} {path} failed ({response.status_code}): {detail}")
+        return response.json()
+
+    async def login(self, email: str, password: str) -> dict[str, Any]:
+        body = await self._call("POST", "/auth/login", {"email": email, "password": password})
+        self.headers = {"Authorization": f"Bearer {body['accessToken']}"}
+        user: dict[str, Any] = body.get("user") or {}
+        return user
+
+    async def claim(self, code: str) -> dict[str, Any]:
+        body = await self._call("POST", "/device-activations/claim", {"code": code})
+        device: dict[str, Any] = body["device"]
+        return device
+
+    async def find_device(self, serial: str) -> dict[str, Any] | None:
+        body = await self._call("GET", "/dot-devices")
+        devices = body.get("devices", body) if isinstance(body, dict) else body
+        for device in devices or []:
+            if str(device.get("serialNumber", "")).lower() == serial.lower():
+                found: dict[str, Any] = device
+                return found
+        return None
+
+    async def bind(self, device_id: str, agent_id: str) -> dict[str, Any]:
+        body = await self._call("PUT", f"/dot-devices/{device_id}", {"boundAgentId": agent_id})
+        device: dict[str, Any] = body["device"]
+        return device
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from runtime.simulator.audio import synthesize_16k, write_wav
+    from runtime.simulator.device import SimulatedDevice
+    from runtime.simulator.identity import DeviceStore, default_state_dir
+    from runtime.simulator.ota import Activation
+    from runtime.simulator.report import Printer, format_turn
+
+    printer = Printer()
+    store = DeviceStore((args.state_dir or default_state_dir()) / "demo")
+    identity = store.load_or_create()
+    utterances = [synthesize_16k(q) for q in QUESTIONS]
+    async with httpx.AsyncClient(timeout=20.0) as http:
+        platform = PlatformClient(http, args.api_url)
+        try:
+            user = await platform.login(args.email, args.password)
+        except PlatformError as exc:
+            print(f"opendot demo: {exc}\nIs `opendot up` (or `make up`) running?")
+            return 1
+        printer(f"signed in as {user.get('email', args.email)}")
+        claimed: dict[str, Any] = {}
+
+        async def claim(activation: Activation) -> None:
+            printer(f"claiming code {activation.code} as {args.email}")
+            claimed.update(await platform.claim(activation.code))
+            printer(f"claimed device {claimed.get('name')} ({claimed.get('id')})")
+
+        device = SimulatedDevice(
+            args.runtime_url,
+            identity,
+            store=store,
+            protocol_version=args.protocol_version,
+            pace=args.pace,
+            poll_interval=1.0,
+            report=printer,
+        )
+        async with device:
+            try:
+                await device.provision(claim, give_up_after=60.0)
+                record = claimed or await platform.find_device(
+                    identity.serial_number or identity.mac
+                )
+                if not record:
+                    raise PlatformError("the device is not in the demo user's account")
+                bound = await platform.bind(str(record["id"]), args.agent_id)
+            except PlatformError as exc:
+                print(f"opendot demo: {exc}")
+                return 1
+            printer(f"bound agent {bound.get('boundAgentName') or args.agent_id}")
+            turns = []
+            for question, pcm in zip(QUESTIONS, utterances, strict=True):
+                printer(f'you say: "{question}"')
+                turns.append(await device.turn(pcm))
+    print()
+    print("transcript")
+    for turn in turns:
+        for line in format_turn(turn):
+            print(line)
+        if args.out_dir and turn.reply_pcm:
+            path = write_wav(
+                args.out_dir / f"demo-turn-{turn.index}.wav", turn.reply_pcm, turn.reply_rate
+            )
+            print(f"  wrote    : {path}")
+    return 0 if all(t.tts_stopped for t in turns) else 1
