@@ -2,13 +2,16 @@
 
 The app and its settings are built once per execution environment at import
 (Lambda's init phase); the asyncpg pool is created lazily by the first request
-and reused by every warm invocation, since Mangum keeps one event loop.
-Nothing heavy is imported here: numpy, audio and provider SDKs stay in the
-runtime package (a test checks `sys.modules` after this import).
+and reused by every warm invocation. Mangum drives each invocation on the
+current event loop, so the handler pins one loop for the environment's life:
+the pool belongs to that loop. Nothing heavy is imported here: numpy, audio
+and provider SDKs stay in the runtime package (a test checks `sys.modules`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from mangum import Mangum
@@ -16,11 +19,33 @@ from mangum import Mangum
 from functions.app import create_app
 from functions.settings import ApiSettings
 
-settings = ApiSettings()
-app = create_app(settings)
-_mangum = Mangum(app, lifespan="off")
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result: dict[str, Any] = _mangum(event, context)
-    return result
+def make_handler(settings: ApiSettings) -> LambdaHandler:
+    """A Lambda handler around a new app; its event loop is made on the first call.
+
+    Mangum would create a loop in its constructor; deferring the adapter keeps
+    importing this module free of side effects while the app itself (and every
+    import it needs) is still built during Lambda's init phase.
+    """
+    app = create_app(settings)
+    state: dict[str, Any] = {}
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        loop: asyncio.AbstractEventLoop | None = state.get("loop")
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            state["loop"] = loop
+            asyncio.set_event_loop(loop)
+            state["adapter"] = Mangum(app, lifespan="off")
+        asyncio.set_event_loop(loop)
+        result: dict[str, Any] = state["adapter"](event, context)
+        return result
+
+    handle.app = app  # type: ignore[attr-defined]
+    handle.state = state  # type: ignore[attr-defined]
+    return handle
+
+
+handler = make_handler(ApiSettings())
