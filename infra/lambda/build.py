@@ -1,6 +1,6 @@
 """Build the AWS Lambda package for the platform API (`functions/` + `shared/`).
 
-    python infra/lambda/build.py [--out build/lambda] [--compile] [--constraint FILE]
+    python infra/lambda/build.py [--out build/lambda] [--no-compile] [--constraint FILE]
 
 The package holds exactly three things: the `functions` and `shared` source
 trees and the project's CORE dependencies (`[project].dependencies` in
@@ -8,6 +8,11 @@ pyproject.toml) as manylinux2014 x86_64 CPython 3.11 wheels, which is what the
 Lambda `python3.11` runtime (Amazon Linux 2, glibc 2.26) can load. The runtime
 extras (numpy, audio, speech engines) never enter it; a test proves it by
 importing the handler from the unzipped artefact alone.
+
+Bytecode is precompiled for the target Python (unchecked-hash .pyc) when the
+building interpreter is that version: /var/task is read-only, so without it
+every cold start compiles every module again (measured: the handler's cold
+import takes about half as long with it).
 
 The zip is deterministic (sorted entries, fixed timestamps and modes), so an
 unchanged tree gives a byte-identical zip and `sam deploy` skips the code
@@ -43,6 +48,7 @@ MAX_UNZIPPED_BYTES = 200 * 2**20
 # The interpreter and platform of the Lambda `python3.11` runtime.
 LAMBDA_PYTHON = "3.11"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
+LAMBDA_TASK_ROOT = "/var/task"
 
 # Never useful at run time on Lambda: bytecode caches written for the build
 # machine, console scripts with the build machine's shebang, C/Cython sources
@@ -161,6 +167,10 @@ def compile_bytecode(target: Path, python_version: str = LAMBDA_PYTHON) -> None:
         quiet=2,
         workers=1,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        # Record Lambda's path, not the build directory: tracebacks then name
+        # the deployed files, and the bytes do not depend on where we built.
+        stripdir=str(target),
+        prependdir=LAMBDA_TASK_ROOT,
     )
     if not ok:
         raise BuildError("byte-compiling the package failed")
@@ -196,7 +206,7 @@ def build(
     out_dir: Path = DEFAULT_OUT,
     *,
     repo_root: Path = REPO_ROOT,
-    compile_pyc: bool = False,
+    compile_pyc: bool | None = None,
     python_version: str = LAMBDA_PYTHON,
     platform: str = LAMBDA_PLATFORM,
     constraints: Path | None = None,
@@ -218,6 +228,8 @@ def build(
     versions = installed_versions(staging)
     copy_sources(repo_root, staging)
     strip(staging)
+    if compile_pyc is None:
+        compile_pyc = f"{sys.version_info.major}.{sys.version_info.minor}" == python_version
     if compile_pyc:
         compile_bytecode(staging, python_version)
     zip_path = out_dir / ZIP_NAME
@@ -242,7 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     parser.add_argument(
-        "--compile", action="store_true", help="ship .pyc files (needs Python 3.11 to build)"
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ship precompiled .pyc files (default: when this Python is the target version)",
     )
     parser.add_argument(
         "--python-version",
