@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from functions.db import Database
 from functions.deps import Services
 from functions.errors import ApiError, TooManyRequests
+from functions.models import ErrorBody
 from functions.routers import (
     agents,
     api_keys,
@@ -173,9 +174,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        responses={
-            400: {"model": None, "description": "Invalid request: `{error}`"},
-        },
     )
     app.state.services = Services(
         settings=settings, db=Database(settings), verifier=TokenVerifier(settings)
@@ -195,4 +193,33 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(CatchAll)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Describe errors as they really leave: `{error}` bodies, 400 instead of 422."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = original()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["ErrorBody"] = ErrorBody.model_json_schema()
+        error = {
+            "description": "Error: one sentence in `error`.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        for path_item in doc.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["400"] = error
+                responses.setdefault("4XX", error)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
