@@ -50,9 +50,7 @@ def _load(module_name: str) -> ModuleType | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opendot", description="OpenDot voice platform")
     root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
-        (): root
-    }
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {(): root}
     for path, module_name, help_text in COMMANDS:
         for depth in range(1, len(path)):
             prefix = path[:depth]
