@@ -28,11 +28,13 @@ from runtime.audio.errors import AudioError
 SAMPLE_WIDTH = 2
 OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
 MAX_PACKET_MS = 120
-# Chosen by measurement (`opendot bench audio`, encode-complexity table): on the
-# bundled libopus at 24 kHz / 60 ms on speech, complexity 5 costs about 65 % of
-# complexity 10 per frame (about 620 vs 950 us) with the same packet size and a
-# reconstruction SNR within 0.25 dB of it; below 5 the saving is smaller than
-# the quality step and at 0 the quality drops clearly (about 1.3 dB).
+# Chosen by measurement (`opendot bench audio`, [opus] table; speech, 24 kHz,
+# 60 ms, voip, default bitrate, the bundled libopus): complexities 4 and 5 emit
+# identical packets, as do 6-7 and 8-10. 5 costs about 0.6x of 10 per frame
+# (about 650 vs 1100 us on the 2-core dev machine) for a reconstruction SNR only
+# 0.09 dB lower and 1 % smaller packets; going down to 2-3 saves another quarter
+# but loses 0.3-0.4 dB, and 0-1 lose about 1 dB. Encoding is the largest audio
+# cost per stream, so the knee of the curve wins.
 DEFAULT_COMPLEXITY = 5
 # Legal frame durations for the encoder, in tenths of a millisecond.
 _ENCODER_FRAME_TENTHS_MS = (25, 50, 100, 200, 400, 600, 800, 1000, 1200)

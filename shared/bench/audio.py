@@ -9,7 +9,8 @@ so comparisons are ratios taken within the same run):
   complexity), their sum, and the streams one core could carry.
 - opus: encode cost, packet size and reconstruction SNR for every complexity
   0-10 at 24 kHz / 60 ms, and the complexity this rule recommends: the cheapest
-  one whose SNR is within 0.15 dB of complexity 10's.
+  one whose SNR is within 0.15 dB of complexity 10's (with the complexities that
+  emit the very same packets, which cost the same).
 - vad: Silero per-window cost alone (batch 1) and batched across N streams,
   plus the async batcher end to end with 32 concurrent sessions.
 - resample: soxr ResampleStream against numpy.interp, cost per chunk and SNR
@@ -103,14 +104,24 @@ def measure(*, quick: bool = False, models: bool = True) -> Results:
 
     up = speech_pcm(PARAGRAPH, UP_RATE)
     down_src = speech_pcm(PARAGRAPH, PIPER_RATE)
+    _progress("opus")
     results["opus"] = _opus(speech_pcm(PARAGRAPH, DOWN_RATE), passes)
+    _progress("vad")
     results["vad"] = _vad(up, passes)
+    _progress("resample")
     results["resample"] = _resample(down_src, passes)
+    _progress("frame")
     results["frame"] = _frame(up, down_src, passes, results)
     if models:
+        _progress("stt")
         results["stt"] = _stt(quick)
+        _progress("tts")
         results["tts"] = _tts(passes)
     return results
+
+
+def _progress(section: str) -> None:
+    print(f"bench audio: measuring {section} ...", file=sys.stderr, flush=True)
 
 
 def _median_us(fn: Callable[[], int], passes: int) -> float:
@@ -175,13 +186,28 @@ def _opus(pcm24: bytes, passes: int) -> dict[str, Any]:
             "encode_us": round(statistics.median(costs[complexity]), 1),
             "bytes_per_packet": round(sum(map(len, packets[complexity])) / len(frames), 1),
             "snr_db": round(_snr_db(reference, signal, max_lag=400), 2),
+            # Neighbouring complexities can emit identical packets (libopus maps
+            # several to the same SILK settings): their cost differs only by noise.
+            "same_packets_as": min(c for c in range(11) if packets[c] == packets[complexity]),
         }
     best_snr = table["10"]["snr_db"]
     recommended = min(
         (int(c) for c, row in table.items() if row["snr_db"] >= best_snr - SNR_TOLERANCE_DB),
-        key=lambda c: table[str(c)]["encode_us"],
+        key=lambda c: float(table[str(c)]["encode_us"]),
     )
-    return {"complexity": table, "recommended": recommended, "default": DEFAULT_COMPLEXITY}
+    group = sorted(
+        int(c)
+        for c, row in table.items()
+        if row["same_packets_as"] == table[str(recommended)]["same_packets_as"]
+    )
+    return {
+        "complexity": table,
+        "recommended": "=".join(map(str, group)),
+        "default": DEFAULT_COMPLEXITY,
+        "default_vs_10_cost": round(
+            table[str(DEFAULT_COMPLEXITY)]["encode_us"] / table["10"]["encode_us"], 2
+        ),
+    }
 
 
 def _vad(pcm16: bytes, passes: int) -> dict[str, Any]:
