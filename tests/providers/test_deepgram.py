@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -115,7 +116,11 @@ OPTIONS = SttOptions(
 )
 
 
-async def test_live_results_map_to_transcripts(unit: float) -> None:
+async def test_live_results_map_to_transcripts(
+    unit: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # websockets logs handshake headers at DEBUG
+
     async def script(ws: ServerConnection) -> None:
         await ws.send(json.dumps(METADATA))
         await ws.send(json.dumps(SPEECH_STARTED))
@@ -134,6 +139,10 @@ async def test_live_results_map_to_transcripts(unit: float) -> None:
         Transcript("What time is it?", is_final=True, speech_final=True),
     ]
     assert fake.auth == [f"Token {KEY}"]
+    # Our side of the socket (the fake server's own logs are not the runtime's).
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("runtime.")]
+    assert any("Authorization" in line for line in ours)
+    assert not any(KEY in line for line in ours)
     assert fake.controls == ["Finalize", "CloseStream"]
     assert len(fake.audio) == 3
     query = fake.paths[0].split("?", 1)[1]
