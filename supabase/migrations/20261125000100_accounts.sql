@@ -197,6 +197,8 @@ grant all on table public.api_keys to service_role;
 -- create, replace and delete their secrets but can never read the ciphertext
 -- back: `ciphertext` is simply not in their SELECT column grant. Only the
 -- internal API (service_role) reads it, to hand it to the runtime.
+-- Upsert as the owner with `on conflict (user_id, name) do update set
+-- ciphertext = $n` (the parameter): `excluded.ciphertext` would need SELECT.
 create table public.user_secrets (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references public.app_users (id) on delete cascade,
