@@ -34,12 +34,36 @@ begin
 end
 $bootstrap$;
 
--- Supabase later switched the API roles to INHERIT (migration 20230529180330).
-alter role anon inherit;
-alter role authenticated inherit;
-alter role service_role inherit;
-alter role anon set statement_timeout = '3s';
-alter role authenticated set statement_timeout = '8s';
+-- Supabase later switched the API roles to INHERIT (migration 20230529180330)
+-- and gives them statement timeouts. Altered only when different: ALTER ROLE
+-- rewrites a cluster-wide catalogue row, and two databases bootstrapping at
+-- once (parallel test runs) would otherwise fail with "tuple concurrently
+-- updated".
+do $bootstrap$
+declare
+  spec record;
+begin
+  for spec in
+    select * from (values ('anon', '3s'), ('authenticated', '8s'), ('service_role', null))
+      as t(role_name, timeout)
+  loop
+    begin
+      if not (select rolinherit from pg_roles where rolname = spec.role_name) then
+        execute format('alter role %I inherit', spec.role_name);
+      end if;
+      if spec.timeout is not null and not exists (
+        select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
+        where r.rolname = spec.role_name and s.setdatabase = 0
+          and ('statement_timeout=' || spec.timeout) = any (s.setconfig)
+      ) then
+        execute format('alter role %I set statement_timeout = %L', spec.role_name, spec.timeout);
+      end if;
+    exception when internal_error then
+      null;  -- a concurrent bootstrap is writing the same value
+    end;
+  end loop;
+end
+$bootstrap$;
 
 do $bootstrap$
 begin
