@@ -11,7 +11,10 @@ interpreter started with `-S` so the development venv is invisible.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,3 +81,48 @@ def test_api_image_commands_have_help(image_path: str, argv: list[str], tmp_path
     result = _opendot(image_path, *argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "usage: opendot" in result.stdout
+
+
+def test_api_serves_health_from_the_image_contents(
+    image_path: str, database_url: str, tmp_path: Path
+) -> None:
+    """`opendot api` (the image's CMD) starts with core deps + uvicorn only and
+    answers /health against the database; SIGTERM stops it."""
+    if importlib.util.find_spec("functions.server") is None:
+        pytest.skip("functions/server.py is not written yet")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": image_path,
+        "OPENDOT_ENV": "test",
+        "PLATFORM_API_HOST": "127.0.0.1",
+        "PLATFORM_API_PORT": str(port),
+        "POSTGRES_URI": database_url,
+        "PLATFORM_AUTH_REQUIRED": "true",
+    }
+    process = subprocess.Popen(
+        [base_python(), "-S", "-c", CLI, "api"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 60 * TIME_UNIT
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                    body = reply.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None, "the API never answered /health"
+        assert b'"ok":true' in body.replace(b" ", b"")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30 * TIME_UNIT)
+    assert process.returncode in (0, -15), stderr[-3000:]
