@@ -338,16 +338,23 @@ def _frame(up: bytes, down22: bytes, passes: int, results: Results) -> dict[str,
     vad_us = results["vad"]["per_window_us_by_batch"]["1"] * results["vad"]["windows_per_frame"]
     resample_us = results["resample"][f"{PIPER_RATE}->{DOWN_RATE}"]["soxr_stream_us_per_chunk"]
     encode_us = results["opus"]["complexity"][str(DEFAULT_COMPLEXITY)]["encode_us"]
+    vad_batched_us = (
+        results["vad"]["per_window_us_by_batch"]["32"] * results["vad"]["windows_per_frame"]
+    )
     total = decode_us + vad_us + resample_us + encode_us
+    total_batched = decode_us + vad_batched_us + resample_us + encode_us
     frames_per_s = 1000 / FRAME_MS
     return {
         "decode_16k_us": round(decode_us, 1),
         "vad_us": round(vad_us, 1),
+        "vad_batched_32_us": round(vad_batched_us, 1),
         "resample_22k_24k_us": round(resample_us, 1),
         f"encode_24k_c{DEFAULT_COMPLEXITY}_us": round(encode_us, 1),
         "total_us": round(total, 1),
         "streams_per_core": int(1e6 / (total * frames_per_s)),
-        "note": "VAD at batch 1 and both directions at once: the worst case per stream",
+        "total_batched_32_us": round(total_batched, 1),
+        "streams_per_core_batched_32": int(1e6 / (total_batched * frames_per_s)),
+        "note": "both directions at once for every frame: the worst case per stream",
     }
 
 
@@ -379,8 +386,12 @@ def _stt(quick: bool) -> dict[str, Any]:
     rtfs: list[float] = []
     latencies: list[float] = []
     mistakes: list[dict[str, str]] = []
+    cpu_rtfs: list[float] = []
     for phrase in PHRASES[:3] if quick else PHRASES:
-        result = engine.transcribe(speech_pcm(phrase, UP_RATE, lead_ms=200, tail_ms=200))
+        audio = speech_pcm(phrase, UP_RATE, lead_ms=200, tail_ms=200)
+        cpu_started = time.process_time()
+        result = engine.transcribe(audio)
+        cpu_rtfs.append((time.process_time() - cpu_started) / result.audio_s)
         wrong, count = word_errors(phrase, result.text)
         errors += wrong
         words += count
@@ -393,6 +404,7 @@ def _stt(quick: bool) -> dict[str, Any]:
         "phrases": 3 if quick else len(PHRASES),
         "wer": round(errors / words, 3),
         "rtf_median": round(statistics.median(rtfs), 3),
+        "cpu_seconds_per_audio_second": round(statistics.median(cpu_rtfs), 3),
         "latency_median_s": round(statistics.median(latencies), 3),
         "mistakes": mistakes,
     }
@@ -408,15 +420,16 @@ def _tts(passes: int) -> dict[str, Any]:
     voice = piper_voice()
     load_s = time.perf_counter() - started
 
-    async def once(tts: Any, text: str) -> tuple[float, float, float]:
+    async def once(tts: Any, text: str) -> tuple[float, float, float, float]:
         began = time.perf_counter()
+        cpu_began = time.process_time()
         first = 0.0
         audio_s = 0.0
         async for chunk in tts.stream(text, TtsOptions()):
             if not first:
                 first = time.perf_counter() - began
             audio_s += len(chunk.pcm) / 2 / chunk.sample_rate
-        return first, time.perf_counter() - began, audio_s
+        return first, time.perf_counter() - began, audio_s, time.process_time() - cpu_began
 
     out: dict[str, Any] = {"piper_load_s": round(load_s, 2)}
     for tts in (PiperTTS(voice), EspeakTTS()):
@@ -426,6 +439,9 @@ def _tts(passes: int) -> dict[str, Any]:
             out[f"{tts.name}_{label}"] = {
                 "ttfa_ms": round(statistics.median(r[0] for r in runs) * 1000, 1),
                 "rtf": round(statistics.median(r[1] / r[2] for r in runs), 4),
+                "cpu_seconds_per_audio_second": round(
+                    statistics.median(r[3] / r[2] for r in runs), 4
+                ),
                 "audio_s": round(runs[0][2], 2),
             }
     return out
