@@ -28,6 +28,7 @@ from runtime.pipeline.interfaces import UPLINK_RATE, SttOptions, Transcript
 
 NAME = "local-whisper"
 MIN_AUDIO_MS = 100  # shorter than this cannot hold a word; do not wake the model
+MAX_UTTERANCE_S = 60  # audio kept per utterance; the rest is dropped
 # Whisper's own rule for "this segment is not speech": likely silence and the
 # text is a low-confidence guess ("you", "Thank you.") rather than a word heard.
 NO_SPEECH_PROB = 0.6
@@ -131,10 +132,15 @@ class LocalWhisperSTT:
             else None
         )
         collected = bytearray()
+        limit = UPLINK_RATE * 2 * MAX_UTTERANCE_S
         async for chunk in audio:
-            collected += resampler.process(chunk) if resampler else chunk
-        if resampler:
+            # Keep consuming past the limit (the sender must not block) but stop
+            # storing: a client that never stops talking cannot grow memory.
+            if len(collected) < limit:
+                collected += resampler.process(chunk) if resampler else chunk
+        if resampler and len(collected) < limit:
             collected += resampler.flush()
+        del collected[limit:]
         if len(collected) < UPLINK_RATE * 2 * MIN_AUDIO_MS // 1000:
             yield Transcript(text="", is_final=True)
             return

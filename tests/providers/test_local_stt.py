@@ -69,6 +69,26 @@ async def test_silence_and_tiny_inputs_give_an_empty_final(engine: WhisperEngine
     assert await _transcripts(stt, silence(2000)) == [Transcript("", is_final=True)]
 
 
+async def test_keeps_at_most_max_utterance_audio(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+
+    class Counting(_Blocking):
+        def transcribe(
+            self, pcm16: bytes, cancelled: threading.Event | None = None
+        ) -> WhisperResult:
+            seen.append(len(pcm16))
+            return WhisperResult("ok", len(pcm16) / 32_000, 0.0)
+
+    monkeypatch.setattr("runtime.providers.local_stt.MAX_UTTERANCE_S", 1)
+    result = await _transcripts(LocalWhisperSTT(Counting()), silence(3000))
+    assert result == [Transcript("ok", is_final=True)]
+    assert seen == [32_000]
+    resampled = await _transcripts(
+        LocalWhisperSTT(Counting()), silence(3000, 24_000), SttOptions(sample_rate=24_000)
+    )
+    assert resampled[0].text == "ok" and seen[-1] == 32_000
+
+
 async def test_refuses_languages_tiny_en_cannot_hear() -> None:
     with pytest.raises(ConfigRefused, match="only understands English"):
         await _transcripts(LocalWhisperSTT(), silence(500), SttOptions(language="de-DE"))
