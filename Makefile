@@ -57,7 +57,8 @@ pytest: install-dev test-postgres
 	OPENDOT_TEST_PG_URL=$(TEST_PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 pgtap: install-dev test-postgres
-	$(BIN)/opendot db migrate --database-url $(TEST_PG_URL:/postgres=/opendot_pgtap) --create
+	# A fresh database every run, so pgTAP never tests a stale schema.
+	$(BIN)/opendot db reset --yes --no-seed --database-url $(TEST_PG_URL:/postgres=/opendot_pgtap)
 	PGPASSWORD= pg_prove -h 127.0.0.1 -p $$(echo $(TEST_PG_URL) | sed -E 's#.*:([0-9]+)/.*#\1#') -U postgres -d opendot_pgtap --ext .sql -r supabase/tests
 
 advisors: supabase-cli pgtap

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 # earlier one only contribute the fields they add.
 SETTINGS_CLASSES: tuple[tuple[str, str, str], ...] = (
     ("Common (API and runtime)", "shared.settings", "CommonSettings"),
+    ("Database tooling (opendot db, opendot up)", "shared.db.settings", "DbSettings"),
     ("Platform API (functions/)", "functions.settings", "ApiSettings"),
     ("Voice runtime (runtime/)", "runtime.settings", "RuntimeSettings"),
     ("Speech and language providers", "runtime.providers.settings", "ProviderSettings"),
