@@ -10,7 +10,9 @@ interpreter started with `-S` so the development venv is invisible.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import secrets
 import socket
 import subprocess
 import time
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import drop_database, unique_database_name, with_database
+from tests.conftest import create_database, drop_database, unique_database_name
 from tests.infra.conftest import TIME_UNIT, base_python
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "supabase" / "migrations"
+COMPOSE = ROOT / "infra" / "compose.yaml"
 CLI = "import sys; from shared.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -41,10 +45,12 @@ def image_path(lambda_build: tuple[Any, Path], tmp_path_factory: pytest.TempPath
     return f"{unzipped}:{extra}"
 
 
-def _opendot(image_path: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _opendot(
+    image_path: str, *argv: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [base_python(), "-S", "-c", CLI, *argv],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": image_path, "OPENDOT_ENV": "production"},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": image_path, **(env or {})},
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -55,21 +61,36 @@ def _opendot(image_path: str, *argv: str, cwd: Path) -> subprocess.CompletedProc
 
 @pytest.fixture()
 def fresh_database(pg_server_url: str) -> Iterator[str]:
+    """An empty database, as the compose `db` service creates it (POSTGRES_DB)."""
     name = unique_database_name("img")
     try:
-        yield with_database(pg_server_url, name)
+        yield create_database(pg_server_url, name)
     finally:
         drop_database(pg_server_url, name)
 
 
-def test_migration_job_runs_without_the_runtime_dependencies(
+def test_compose_migration_job_runs_without_the_runtime_dependencies(
     image_path: str, fresh_database: str, tmp_path: Path
 ) -> None:
-    argv = ("db", "migrate", "--database-url", fresh_database, "--migrations-dir", str(MIGRATIONS))
-    first = _opendot(image_path, *argv, "--create", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    """The exact command and environment of compose's `migrate` service."""
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    service = compose["services"]["migrate"]
+    argv = [
+        str(MIGRATIONS) if arg == "/opt/opendot/supabase/migrations" else arg
+        for arg in service["command"]
+    ]
+    assert argv != service["command"], "the image's migrations directory moved"
+    env = {
+        "OPENDOT_ENV": service["environment"]["OPENDOT_ENV"],
+        "POSTGRES_URI": fresh_database,
+        "OPENDOT_RUNTIME_INTERNAL_SECRET": secrets.token_urlsafe(32),
+        "OPENDOT_SECRETS_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    assert set(env) <= set(service["environment"]) | {"POSTGRES_URI"}
+    first = _opendot(image_path, *argv, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
     assert "Applied" in first.stdout
-    again = _opendot(image_path, *argv, cwd=tmp_path)
+    again = _opendot(image_path, *argv, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     assert "up to date" in again.stdout
 
@@ -78,7 +99,7 @@ def test_migration_job_runs_without_the_runtime_dependencies(
 def test_api_image_commands_have_help(image_path: str, argv: list[str], tmp_path: Path) -> None:
     if argv[0] == "api" and importlib.util.find_spec("functions.server") is None:
         pytest.skip("functions/server.py is not written yet")
-    result = _opendot(image_path, *argv, cwd=tmp_path)
+    result = _opendot(image_path, *argv, cwd=tmp_path, env={"OPENDOT_ENV": "production"})
     assert result.returncode == 0, result.stderr
     assert "usage: opendot" in result.stdout
 
