@@ -8,7 +8,7 @@ are refused outside development so a forgotten `.env` cannot reach production.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,8 +23,8 @@ class SettingsError(ValueError):
     """Configuration that cannot be used; the message says which variable and why."""
 
 
-class CommonSettings(BaseSettings):
-    """Settings both the API and the runtime need."""
+class BaseOpenDotSettings(BaseSettings):
+    """What every part reads: where it runs, which database, how loud it logs."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -43,17 +43,12 @@ class CommonSettings(BaseSettings):
         alias="POSTGRES_URI",
         description="PostgreSQL URL; unset means `opendot up` starts an embedded server.",
     )
-    runtime_internal_secret: SecretStr = Field(
-        default=SecretStr(DEV_INTERNAL_SECRET),
-        alias="OPENDOT_RUNTIME_INTERNAL_SECRET",
-        description="Shared secret the runtime sends to the API's internal endpoints.",
-    )
     log_level: str = Field(
         default="INFO", alias="OPENDOT_LOG_LEVEL", description="Python log level name."
     )
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> CommonSettings:
+    def _refuse_placeholders_in_production(self) -> Self:
         if self.env != "production":
             return self
         for name, field in type(self).model_fields.items():
@@ -64,3 +59,14 @@ class CommonSettings(BaseSettings):
                     "set a real secret before running with OPENDOT_ENV=production."
                 )
         return self
+
+
+class CommonSettings(BaseOpenDotSettings):
+    """Settings both the API and the runtime need (the database tooling does not:
+    it subclasses `BaseOpenDotSettings`, so migrating needs no runtime secret)."""
+
+    runtime_internal_secret: SecretStr = Field(
+        default=SecretStr(DEV_INTERNAL_SECRET),
+        alias="OPENDOT_RUNTIME_INTERNAL_SECRET",
+        description="Shared secret the runtime sends to the API's internal endpoints.",
+    )

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import BaseOpenDotSettings
 
 
-class DbSettings(CommonSettings):
+class DbSettings(BaseOpenDotSettings):
     data_dir: Path = Field(
         default=Path(".opendot"),
         alias="OPENDOT_DATA_DIR",
