@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import inspect
 import json
@@ -256,6 +257,9 @@ def create_app(
                     watch_device_config(ctx, settings.postgres_uri), name="config-watch"
                 )
             )
+        # Everything imported and built so far lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise stall every socket.
+        gc.freeze()
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ no models: tests, `opendot bench runtime` and demos plug them into a
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import struct
@@ -60,7 +61,9 @@ class FunctionLLM:
                 yield delta
 
 
+@functools.cache
 def _tone(seconds: float, rate: int, amplitude: int = 3000) -> bytes:
+    """Shared by every FunctionTTS: a session must not pay 192 KiB for its own copy."""
     n = int(seconds * rate)
     samples = (amplitude * np.sin(2 * math.pi * 220 * np.arange(n) / rate)).astype("<i2")
     return samples.tobytes()
@@ -135,7 +138,10 @@ class _EnergyStream:
     async def feed(self, pcm16: bytes) -> list[VadEvent]:
         ms = len(pcm16) / 2 / PCM_RATE * 1000
         samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
-        loud = samples.size > 0 and float(np.sqrt(np.mean(samples * samples))) > self.threshold
+        # np.dot avoids numpy's Python-level mean wrapper: this runs per frame per session.
+        loud = samples.size > 0 and float(np.dot(samples, samples)) > (
+            self.threshold * self.threshold * samples.size
+        )
         self.position_ms += ms
         at = int(self.position_ms)
         if not self.speaking:
