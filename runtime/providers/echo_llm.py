@@ -4,6 +4,8 @@ Used only when an agent has no LLM configured (no keys), so a fresh install
 still completes a spoken turn end to end. Every reply starts with "(echo)" so
 nobody mistakes it for an answer, and it is streamed in `<chunk>` form in
 small deltas, exercising the same parser and sentence pipeline as a real model.
+When the request carries an earlier user message (conversation memory), the
+reply repeats that too, so memory across turns is audible without a model.
 """
 
 from __future__ import annotations
@@ -20,14 +22,24 @@ NOTHING_HEARD = f"{LABEL} I did not hear anything to repeat."
 DELTA_CHARS = 12  # roughly a token or two per delta, like a streaming model
 
 
+def _untagged(text: str) -> str:
+    # User text must not open or close `<chunk>` tags of its own.
+    return text.replace("<", " ").replace(">", " ")
+
+
 def echo_reply(request: LlmRequest) -> str:
-    """The full `<chunk>` reply for `request`: its last user message, repeated."""
-    heard = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-    sentences = split_sentences(heard.replace("<", " ").replace(">", " "))
+    """The full `<chunk>` reply for `request`: its last user message, repeated,
+    then the user message before it (if memory holds one)."""
+    said = [m.content for m in request.messages if m.role == "user"]
+    heard = said[-1] if said else ""
+    sentences = split_sentences(_untagged(heard))
     if not sentences:
         return f"<chunk>{NOTHING_HEARD}</chunk>"
     first, *rest = sentences
     chunks = [f"{LABEL} You said: {first}", *rest]
+    earlier = next((text for text in reversed(said[:-1]) if text.strip()), "")
+    if earlier:
+        chunks.append(f"Before that you said: {' '.join(split_sentences(_untagged(earlier)))}")
     return "".join(f"<chunk>{chunk}</chunk>" for chunk in chunks)
 
 

@@ -31,9 +31,31 @@ async def test_repeats_the_last_user_message_labelled() -> None:
         ("user", "What time is it? I am late."),
     )
     deltas, spoken = await _spoken(request)
-    assert spoken == ["(echo) You said: What time is it?", "I am late."]
+    assert spoken == [
+        "(echo) You said: What time is it?",
+        "I am late.",
+        "Before that you said: first question",
+    ]
     assert "".join(deltas) == echo_reply(request)
     assert len(deltas) > 1 and all(len(d) <= DELTA_CHARS for d in deltas)
+
+
+async def test_first_turn_mentions_nothing_earlier() -> None:
+    _, spoken = await _spoken(_request(("user", "Hello there.")))
+    assert spoken == ["(echo) You said: Hello there."]
+
+
+async def test_earlier_question_is_the_latest_non_blank_one() -> None:
+    request = _request(
+        ("user", "oldest"),
+        ("assistant", "a"),
+        ("user", "My colour is green. Remember it."),
+        ("assistant", "b"),
+        ("user", "  "),
+        ("user", "Which colour?"),
+    )
+    _, spoken = await _spoken(request)
+    assert spoken[-1] == "Before that you said: My colour is green. Remember it."
 
 
 @pytest.mark.parametrize("messages", [(), (("assistant", "hi"),), (("user", "   "),)])
