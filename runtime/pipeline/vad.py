@@ -115,45 +115,86 @@ _Pending = tuple[np.ndarray, np.ndarray, "asyncio.Future[tuple[float, np.ndarray
 
 
 class _LoopBatcher:
-    """Collects windows submitted on one event loop and runs them together."""
+    """Collects windows submitted on one event loop and runs them together.
+
+    The first window to arrive makes its caller the leader: it yields once to
+    the loop, so every session ready in the same iteration can join, then
+    - alone, runs its window inline and returns (no task, no future: the
+      common one-session case costs one loop iteration);
+    - with company, hands the batch to a drain task that runs it on the
+      inference thread and keeps draining whatever queued meanwhile. The task
+      is independent of the leader, so cancelling one session's feed never
+      strands the others' windows.
+    """
 
     def __init__(self, model: SileroModel, max_batch: int, stats: BatchStats) -> None:
         self._model = model
         self._max_batch = max_batch
         self._stats = stats
         self._pending: list[_Pending] = []
+        self._busy = False  # a leader or the drain task owns the model
         self._drainer: asyncio.Task[None] | None = None
 
     async def infer(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
-        self._pending.append((window, state, future))
-        if self._drainer is None:
-            self._drainer = loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+        if self._busy:
+            future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
+            self._pending.append((window, state, future))
+            return await future
+        self._busy = True
         try:
-            # Let every stream that is ready in this loop iteration submit first.
-            await asyncio.sleep(0)
-            while self._pending:
-                batch = [item for item in self._pending[: self._max_batch] if not item[2].done()]
-                del self._pending[: self._max_batch]
-                if batch:
-                    await self._run(loop, batch)
+            await asyncio.sleep(0)  # sessions ready in this iteration join the batch
+        except asyncio.CancelledError:
+            self._hand_over(loop, [])
+            raise
+        if not self._pending or self._max_batch == 1:
+            try:
+                probs, new_state = self._model.run(window[None, :], state)
+            finally:
+                self._hand_over(loop, [])
+            self._count(1)
+            return float(probs[0]), new_state
+        own: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
+        self._hand_over(loop, [(window, state, own)])
+        return await own
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, first: list[_Pending]) -> None:
+        """Release the model, or give it to the drain task if windows are waiting."""
+        if first or self._pending:
+            self._drainer = loop.create_task(self._drain(loop, first))
+        else:
+            self._busy = False
+
+    def _take(self, room: int) -> list[_Pending]:
+        batch = [item for item in self._pending[:room] if not item[2].done()]
+        del self._pending[:room]
+        return batch
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop, first: list[_Pending]) -> None:
+        try:
+            batch = first + self._take(self._max_batch - len(first))
+            while batch:
+                await self._run(loop, batch)
+                batch = self._take(self._max_batch)
         finally:
+            self._busy = False
             self._drainer = None
+
+    def _count(self, size: int) -> None:
+        self._stats.inferences += 1
+        self._stats.windows += size
+        self._stats.largest_batch = max(self._stats.largest_batch, size)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         windows = np.stack([item[0] for item in batch])
         states = np.concatenate([item[1] for item in batch], axis=1)
         try:
             if len(batch) == 1:
-                # A lone window (one active session) runs inline: ~200 us, less
-                # than the thread hop would cost in wake-ups and GIL hand-offs.
+                # A lone window runs inline: ~200 us, less than the thread hop
+                # costs in wake-ups and GIL hand-offs.
                 probs, new_states = self._model.run(windows, states)
             else:
+                # onnxruntime releases the GIL: the loop serves sockets meanwhile.
                 probs, new_states = await loop.run_in_executor(
                     _inference_executor(), self._model.run, windows, states
                 )
@@ -162,9 +203,7 @@ class _LoopBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self._stats.inferences += 1
-        self._stats.windows += len(batch)
-        self._stats.largest_batch = max(self._stats.largest_batch, len(batch))
+        self._count(len(batch))
         for index, (*_, future) in enumerate(batch):
             if not future.done():
                 future.set_result((float(probs[index]), new_states[:, index : index + 1].copy()))

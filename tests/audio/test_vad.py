@@ -115,3 +115,31 @@ async def test_inference_failure_reaches_the_caller(padded_speech: bytes) -> Non
     vad = SileroVAD(model=Broken())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="fell over"):
         await vad.open(VadOptions()).feed(padded_speech[:2048])
+
+
+async def test_batch_failure_reaches_every_session() -> None:
+    class Broken:
+        def run(self, windows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            raise RuntimeError("onnxruntime fell over")
+
+    vad = SileroVAD(model=Broken())  # type: ignore[arg-type]
+    streams = [vad.open(VadOptions()) for _ in range(4)]
+    results = await asyncio.gather(*(s.feed(bytes(1024)) for s in streams), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_small_max_batch_splits_and_cancelled_members_are_skipped(
+    padded_speech: bytes,
+) -> None:
+    alone = SileroVAD(max_batch=1)
+    reference = await _feed_all(alone, padded_speech)
+    vad = SileroVAD(max_batch=2)  # three sessions: batches of two, then a lone window
+    doomed = asyncio.create_task(_feed_all(vad, padded_speech))
+    survivors = [asyncio.create_task(_feed_all(vad, padded_speech)) for _ in range(2)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    doomed.cancel()
+    assert [await task for task in survivors] == [reference, reference]
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert vad.stats.largest_batch == 2
