@@ -48,11 +48,24 @@ class RuntimeSettings(CommonSettings):
         description="Default for agents that do not say: close the device socket after a turn.",
     )
     close_device_after_turn_delay_ms: int = Field(
-        default=300, alias="CLOSE_DEVICE_AFTER_TURN_DELAY_MS", ge=0
+        default=300,
+        alias="CLOSE_DEVICE_AFTER_TURN_DELAY_MS",
+        ge=0,
+        description="Wait after `tts stop` before that close (agents without the setting).",
     )
-    min_transcript_chars: int = Field(default=2, alias="MIN_TRANSCRIPT_CHARS", ge=0)
+    min_transcript_chars: int = Field(
+        default=2,
+        alias="MIN_TRANSCRIPT_CHARS",
+        ge=0,
+        description="Transcripts with fewer non-space characters are noise (no agent).",
+    )
 
-    hello_timeout_s: float = Field(default=10.0, alias="RUNTIME_HELLO_TIMEOUT_S", gt=0)
+    hello_timeout_s: float = Field(
+        default=10.0,
+        alias="RUNTIME_HELLO_TIMEOUT_S",
+        gt=0,
+        description="Close a device socket that sends no hello within this time.",
+    )
     idle_timeout_s: float = Field(
         default=120.0,
         alias="RUNTIME_IDLE_TIMEOUT_S",
@@ -65,7 +78,12 @@ class RuntimeSettings(CommonSettings):
         ge=0,
         description="On shutdown, how long running turns may finish before sockets close (1001).",
     )
-    api_timeout_s: float = Field(default=5.0, alias="RUNTIME_API_TIMEOUT_S", gt=0)
+    api_timeout_s: float = Field(
+        default=5.0,
+        alias="RUNTIME_API_TIMEOUT_S",
+        gt=0,
+        description="Timeout of each internal API call.",
+    )
     memory_max_turns: int = Field(
         default=12, alias="RUNTIME_MEMORY_MAX_TURNS", ge=0, description="Turns kept per memory."
     )
@@ -82,7 +100,10 @@ class RuntimeSettings(CommonSettings):
         description="Turns + events held while the API is unreachable; oldest events go first.",
     )
     records_flush_interval_s: float = Field(
-        default=0.2, alias="RUNTIME_RECORDS_FLUSH_INTERVAL_S", gt=0
+        default=0.2,
+        alias="RUNTIME_RECORDS_FLUSH_INTERVAL_S",
+        gt=0,
+        description="How often buffered records are posted in one batch.",
     )
     browser_send_queue: int = Field(
         default=64,
@@ -93,8 +114,19 @@ class RuntimeSettings(CommonSettings):
     max_frame_bytes: int = Field(
         default=64 * 1024, alias="RUNTIME_MAX_FRAME_BYTES", ge=1024, description="WS frame cap."
     )
-    downlink_prebuffer_frames: int = Field(default=5, alias="RUNTIME_DOWNLINK_PREBUFFER", ge=1)
-    opus_complexity: int = Field(default=5, alias="RUNTIME_OPUS_COMPLEXITY", ge=0, le=10)
+    downlink_prebuffer_frames: int = Field(
+        default=5,
+        alias="RUNTIME_DOWNLINK_PREBUFFER",
+        ge=1,
+        description="Opus packets sent at once before pacing one per 60 ms (device queue is 40).",
+    )
+    opus_complexity: int = Field(
+        default=5,
+        alias="RUNTIME_OPUS_COMPLEXITY",
+        ge=0,
+        le=10,
+        description="Downlink Opus encoder complexity (0-10): CPU against quality.",
+    )
     listen_for_config: bool = Field(
         default=True,
         alias="RUNTIME_LISTEN_CONFIG",
