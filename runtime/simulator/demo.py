@@ -3,7 +3,9 @@
 Signs in as the demo user, boots a simulated Dot, claims it by the code it
 announces (exactly what a user types into the console), binds the demo
 agent, and holds a two-turn conversation in which the second question
-refers to the first, printing the transcript and timings of each turn.
+refers to the first, printing the transcript and timings of each turn and
+whether the second reply recalled the first turn (the runtime's memory: the
+offline echo LLM repeats the previous question, a real model answers it).
 The device is kept in `<state-dir>/demo/`, so later runs skip the pairing.
 """
 
@@ -24,6 +26,7 @@ QUESTIONS = (
     "My favourite colour is green. Please remember that.",
     "What is my favourite colour?",
 )
+REMEMBERED = "green"  # what the second reply needs from the first turn
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -167,4 +170,16 @@ async def run_demo(args: argparse.Namespace) -> int:
                 args.out_dir / f"demo-turn-{turn.index}.wav", turn.reply_pcm, turn.reply_rate
             )
             print(f"  wrote    : {path}")
+    print(memory_line(turns[-1].reply_text))
     return 0 if all(t.tts_stopped for t in turns) else 1
+
+
+def memory_line(last_reply: str) -> str:
+    """Whether the second reply carried the first turn's fact (the runtime's memory).
+
+    With no keys the echo LLM repeats the previous question it was given; a real
+    model answers it. Either way the fact can only come from the first turn.
+    """
+    if REMEMBERED in last_reply.lower():
+        return f"memory   : turn 2's reply recalls '{REMEMBERED}' from turn 1 (kept across sockets)"
+    return f"memory   : turn 2's reply does not mention '{REMEMBERED}' from turn 1"
