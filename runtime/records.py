@@ -56,6 +56,9 @@ class RecordSink:
         self._events: deque[dict[str, Any]] = deque()
         self._wake = asyncio.Event()
         self._failures = 0
+        # The flusher and `drain` (a device memory reset, shutdown) may overlap; one
+        # pass at a time keeps each record in exactly one batch.
+        self._lock = asyncio.Lock()
 
     # --- producers (synchronous, never block) ----------------------------------------
 
@@ -127,6 +130,10 @@ class RecordSink:
 
     async def flush_once(self) -> bool:
         """One pass over the buffer. False when the API could not be reached."""
+        async with self._lock:
+            return await self._flush_pass()
+
+    async def _flush_pass(self) -> bool:
         try:
             for session_id, body in list(self._opens.items()):
                 await self._send(self._api.open_session(body))

@@ -116,6 +116,9 @@ class BrowserSession:
     def update_agent(self, agent: Mapping[str, Any] | None) -> None:
         """Browser sessions keep the agent their token was minted for."""
 
+    def forget_memory(self) -> None:
+        self.memory.clear()
+
     # --- lifecycle -----------------------------------------------------------------
 
     def _send(self, event: BrowserEvent) -> None:
@@ -219,8 +222,14 @@ class BrowserSession:
         if isinstance(message, Configure):
             self._send(ErrorEvent(CONFIGURE_REFUSED))
         elif isinstance(message, Reset):
-            self.memory.clear()
-            self._send(ResetDone())
+            # A new conversation: the reply still playing belongs to the old one (a
+            # cancelled turn is never remembered, so clearing after it is final).
+            self.forget_memory()
+            if self.busy:
+                # `reset_done` rides on the flush: queued after it, it would be dropped.
+                self._interrupt(Outcome.INTERRUPTED, then=(ResetDone().to_json(),))
+            else:
+                self._send(ResetDone())
         elif isinstance(message, Interrupt):
             self._interrupt(Outcome.INTERRUPTED)
         elif isinstance(message, Finalize | ForceResponse):
@@ -296,14 +305,14 @@ class BrowserSession:
             self._run_turn(utterance, marks, previous), name="browser-turn"
         )
 
-    def _interrupt(self, outcome: Outcome) -> None:
+    def _interrupt(self, outcome: Outcome, then: tuple[str, ...] = ()) -> None:
         flush_then: tuple[str, ...] = ()
         if self.busy and self._turn is not None:
             self._cancel_outcome = outcome
             self._turn.cancel()
             if self._turn_id is not None:
                 flush_then = (AssistantEnd(self._turn_id, outcome.value).to_json(),)
-        self.outbox.control(Flush(then=flush_then))
+        self.outbox.control(Flush(then=flush_then + then))
 
     # --- the turn ------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class LiveSession(Protocol):
     session_id: str
     kind: str
     last_input: float
+    agent: Mapping[str, Any] | None
 
     @property
     def busy(self) -> bool: ...
@@ -34,6 +35,8 @@ class LiveSession(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
     def update_agent(self, agent: Mapping[str, Any] | None) -> None: ...
+
+    def forget_memory(self) -> None: ...
 
 
 class SessionRegistry:
@@ -107,6 +110,28 @@ class RuntimeContext:
         task = asyncio.create_task(coro, name=name)
         self.background.add(task)
         task.add_done_callback(self._done)
+
+    def forget_device_memory(self, device_uuid: str) -> bool:
+        """Drop what this process remembers of a device's conversation: the live
+        session's memory and the turns not yet persisted. True when it is connected here."""
+        self.pending.forget(device_uuid)
+        session = self.registry.devices.get(device_uuid)
+        if session is None:
+            return False
+        session.forget_memory()
+        return True
+
+    async def reset_device_memory(self, device_uuid: str) -> None:
+        """Start the device's conversation afresh, here and in the database.
+
+        Raises `ApiError` when the API cannot record the reset (nothing is forgotten then).
+        """
+        # Turns already spoken must be stored before the reset instant: stored after it,
+        # they would count as newer and come back with the next verify.
+        await self.records.drain(self.settings.api_timeout_s)
+        await self.api.reset_device_memory(device_uuid)
+        self.forget_device_memory(device_uuid)
+        log.info("device %s: memory reset", device_uuid)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.background.discard(task)

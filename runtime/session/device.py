@@ -144,6 +144,9 @@ class DeviceSession:
         if not self.busy and self._utterance is None:
             self._refresh_pipeline()
 
+    def forget_memory(self) -> None:
+        self.memory.clear()
+
     # --- lifecycle -----------------------------------------------------------------
 
     async def run(self) -> None:

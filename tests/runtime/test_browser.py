@@ -189,3 +189,38 @@ async def test_slow_reader_gets_backpressure_not_unbounded_memory() -> None:
         assert session.outbox.queued <= 4  # type: ignore[attr-defined]
         events = await events_until(ws, "assistant_end")
         assert events[-1]["outcome"] == "completed"
+
+
+async def test_reset_during_a_reply_stops_it_and_forgets_the_conversation() -> None:
+    platform = FakePlatform()
+    token = platform.add_voice_token(agent_with("pcm_stream", "linear16"))
+    seen: list[list[str]] = []
+
+    def make(_agent: Any) -> Pipeline:
+        def reply(request: Any) -> str:
+            seen.append([m.content for m in request.messages])
+            return chunked(*[f"Reply {len(seen)} part {i}." for i in range(20)])
+
+        # Slow speech keeps the second reply playing while the reset arrives.
+        return double_pipeline(reply, "remember me", tts=FunctionTTS(ms_per_char=100))
+
+    async with (
+        running_runtime(make, platform, RUNTIME_BROWSER_SEND_QUEUE=2) as rt,
+        connect(f"{rt.ws_base}/voice?voice_token={token}") as ws,
+    ):
+        await events_until(ws, "runtime_ready")
+        await send_pcm(ws, UTTERANCE)
+        assert (await events_until(ws, "assistant_end"))[-1]["outcome"] == "completed"
+        await send_pcm(ws, UTTERANCE)
+        await events_until(ws, "assistant_pcm_delta")
+        await ws.send('{"type":"reset"}')
+        after = await events_until(ws, "reset_done")
+        ends = [e for e in after if e["type"] == "assistant_end"]
+        assert [e["outcome"] for e in ends] == ["interrupted"]
+        (session,) = rt.app.ctx.registry.sessions.values()
+        assert len(session.memory) == 0  # type: ignore[attr-defined]
+        await send_pcm(ws, UTTERANCE)
+        assert (await events_until(ws, "assistant_end"))[-1]["outcome"] == "completed"
+
+    # The third turn starts a new conversation: neither earlier exchange is in it.
+    assert [len(s) for s in seen] == [1, 3, 1]

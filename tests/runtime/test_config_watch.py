@@ -46,7 +46,7 @@ async def test_notify_switches_the_agent_of_a_connected_device(pg_server_url: st
             finally:
                 await conn.close()
             await asyncio.sleep(0.1)
-            if (session.agent or {}).get("name") == "Second":  # type: ignore[attr-defined]
+            if (session.agent or {}).get("name") == "Second":
                 break
         await client.listen(ListenState.START, ListenMode.MANUAL)
         await client.send_audio(loud_frame(300) + silence_frame(120))

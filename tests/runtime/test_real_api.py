@@ -5,37 +5,20 @@ Opus in, stt/llm/tts and decodable Opus out, turns persisted, memory across sock
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
-from functions.app import create_app as create_api
 from runtime.audio.synthetic import speech_pcm
 from runtime.pipeline.doubles import double_pipeline
 from runtime.pipeline.interfaces import Pipeline
 from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
-from tests.functions.conftest import auth, make_settings, signup
+from tests.functions.conftest import auth, signup
 from tests.runtime.harness import DeviceClient, decodable, running_runtime
 
 T = TEST_TIME_UNIT
-
-
-@pytest.fixture
-async def api_app(database_url: str) -> AsyncIterator[Any]:
-    app = create_api(make_settings(database_url))
-    yield app
-    await app.state.services.db.close()
-
-
-@pytest.fixture
-async def api(api_app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=api_app, client=("192.0.2.50", 4711))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        yield client
 
 
 def remembering_pipeline(seen: list[list[str]]) -> Any:
