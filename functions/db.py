@@ -23,6 +23,17 @@ from functions.errors import ApiError, Unavailable
 from functions.settings import ApiSettings
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (one round trip per request).
+
+    That query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`)
+    undoes session state, and this API never makes any: the role and the
+    claims are `set local` (they end with the transaction), there are no
+    session advisory locks, cursors outside a transaction or LISTENs on this
+    pool. An open transaction is still rolled back by the pool before this runs.
+    """
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -64,6 +75,7 @@ class Database:
                 # Lambda freezes idle environments; do not trust sockets for long.
                 max_inactive_connection_lifetime=60.0,
                 init=_init_connection,
+                reset=_keep_session,
                 timeout=10.0,
             )
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

@@ -17,12 +17,13 @@ import hmac
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
 
+from functions.agent_cache import AgentContentCache
 from functions.db import Database, act_as_service
 from functions.errors import Unauthorized
 from functions.settings import ApiSettings
@@ -43,6 +44,7 @@ class Services:
     settings: ApiSettings
     db: Database
     verifier: TokenVerifier
+    agent_cache: AgentContentCache = field(default_factory=AgentContentCache)
 
 
 @dataclass(slots=True)
