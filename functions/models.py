@@ -13,9 +13,27 @@ from pydantic.alias_generators import to_camel
 
 
 class CamelModel(BaseModel):
+    """Responses: the schema is built on first use, not at import.
+
+    An environment usually serves a handful of endpoints before it is
+    recycled, so each pays only for the models it answers with.
+    """
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", serialize_by_alias=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        serialize_by_alias=True,
+        defer_build=True,
     )
+
+
+class RequestBody(CamelModel):
+    """Request bodies build at import: FastAPI wraps them as `Field(alias="body")`,
+    and only its route setup silences pydantic's warning about that; a deferred
+    build would raise it on the first request instead (a test checks every body)."""
+
+    model_config = ConfigDict(defer_build=False)
 
 
 class ErrorBody(CamelModel):
@@ -42,18 +60,18 @@ class PublicUser(CamelModel):
     avatar_url: str | None = None
 
 
-class SignupBody(CamelModel):
+class SignupBody(RequestBody):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
     display_name: str | None = Field(default=None, max_length=200)
 
 
-class LoginBody(CamelModel):
+class LoginBody(RequestBody):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class RefreshBody(CamelModel):
+class RefreshBody(RequestBody):
     refresh_token: str | None = Field(default=None, max_length=256)
 
 
@@ -113,13 +131,13 @@ class AgentList(CamelModel):
     agents: list[VoiceAgent]
 
 
-class AgentCreate(CamelModel):
+class AgentCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     architecture: Literal["sandwich", "speech_to_speech"] | None = None
 
 
-class AgentUpdate(CamelModel):
+class AgentUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     architecture: Literal["sandwich", "speech_to_speech"] | None = None
@@ -170,7 +188,7 @@ class DeviceList(CamelModel):
     devices: list[DotDevice]
 
 
-class DeviceCreate(CamelModel):
+class DeviceCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     serial_number: str = Field(min_length=1, max_length=128)
     model: str = Field(default="Dot S3", max_length=64)
@@ -178,7 +196,7 @@ class DeviceCreate(CamelModel):
     device_endpoint: str | None = Field(default=None, max_length=2048)
 
 
-class DeviceUpdate(CamelModel):
+class DeviceUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     model: str | None = Field(default=None, max_length=64)
     serial_number: str | None = Field(default=None, min_length=1, max_length=128)
@@ -193,14 +211,14 @@ class DeviceUpdate(CamelModel):
     update_mode: Literal["idle", "checking", "binding"] | None = None
 
 
-class ClaimBody(CamelModel):
+class ClaimBody(RequestBody):
     code: str = Field(min_length=1, max_length=32)
 
 
 # --- runtime sessions -----------------------------------------------------------------------
 
 
-class VoiceSessionBody(CamelModel):
+class VoiceSessionBody(RequestBody):
     agent_id: str = Field(min_length=1, max_length=64)
 
 
@@ -238,7 +256,7 @@ class SettingsEnvelope(CamelModel):
     settings: UserSettings
 
 
-class SettingsUpdate(CamelModel):
+class SettingsUpdate(RequestBody):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     workspace_name: str | None = Field(default=None, max_length=200)
@@ -265,7 +283,7 @@ class ApiKeyList(CamelModel):
     api_keys: list[ApiKey]
 
 
-class ApiKeyCreate(CamelModel):
+class ApiKeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=120)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
@@ -280,7 +298,7 @@ class SecretList(CamelModel):
     secrets: list[SecretInfo]
 
 
-class SecretPut(CamelModel):
+class SecretPut(RequestBody):
     value: str = Field(min_length=1, max_length=8192)
 
 

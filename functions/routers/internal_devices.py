@@ -14,7 +14,7 @@ from pydantic import Field
 from functions import activation, agents_store, devices_store
 from functions.deps import InternalDb, SettingsDep
 from functions.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from functions.models import CamelModel, Ok
+from functions.models import Ok, RequestBody
 from shared.secretbox import SecretBoxError, open_
 from shared.tokens import (
     ACTIVATION_CODE_TTL_S,
@@ -30,7 +30,7 @@ _MAX_SYSTEM_INFO = 16_384
 _S = Field(default=None, max_length=512)
 
 
-class BootstrapBody(CamelModel):
+class BootstrapBody(RequestBody):
     device_id: str | None = _S
     client_id: str | None = _S
     serial_number: str | None = _S
@@ -42,7 +42,7 @@ class BootstrapBody(CamelModel):
     system_info: Any = None
 
 
-class ActivateBody(CamelModel):
+class ActivateBody(RequestBody):
     device_id: str | None = _S
     client_id: str | None = _S
     serial_number: str | None = _S
@@ -51,7 +51,7 @@ class ActivateBody(CamelModel):
     hmac: str | None = _S
 
 
-class VerifyBody(CamelModel):
+class VerifyBody(RequestBody):
     token: str = Field(min_length=1, max_length=512)
     device_id: str | None = _S
     client_id: str | None = _S
@@ -60,7 +60,7 @@ class VerifyBody(CamelModel):
     protocol_version: int | str | None = None
 
 
-class DeviceRef(CamelModel):
+class DeviceRef(RequestBody):
     device_id: str = Field(min_length=1, max_length=64)
 
 

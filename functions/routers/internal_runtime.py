@@ -12,21 +12,21 @@ from pydantic import Field
 from functions import agents_store
 from functions.deps import InternalDb
 from functions.errors import BadRequest, NotFound, Unauthorized
-from functions.models import CamelModel, Ok
+from functions.models import CamelModel, Ok, RequestBody
 from functions.routers.internal_devices import _secrets
 from shared.tokens import token_hash
 
 router = APIRouter(prefix="/api/internal/runtime", tags=["internal"])
 
 
-class VoiceVerifyBody(CamelModel):
+class VoiceVerifyBody(RequestBody):
     token: str = Field(min_length=1, max_length=512)
     ip_address: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=512)
     kind: Literal["voice", "realtime"] = "voice"
 
 
-class SessionOpen(CamelModel):
+class SessionOpen(RequestBody):
     session_id: uuid.UUID
     kind: Literal["device", "browser"]
     user_id: uuid.UUID
@@ -37,7 +37,7 @@ class SessionOpen(CamelModel):
     started_at: datetime | None = None
 
 
-class SessionClose(CamelModel):
+class SessionClose(RequestBody):
     session_id: uuid.UUID
     ended_at: datetime | None = None
     reason: str = Field(default="", max_length=500)
@@ -72,7 +72,7 @@ class EventRecord(CamelModel):
     created_at: datetime | None = None
 
 
-class Records(CamelModel):
+class Records(RequestBody):
     turns: list[TurnRecord] = Field(default_factory=list, max_length=500)
     events: list[EventRecord] = Field(default_factory=list, max_length=2000)
 
