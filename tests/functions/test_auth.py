@@ -11,6 +11,7 @@ import jwt
 import pytest
 import respx
 
+from functions.tokens_jwt import peek_header
 from tests.functions.conftest import AppFactory, auth, signup
 from tests.functions.jwt_helpers import (
     JWKS_URL,
@@ -322,3 +323,19 @@ async def test_legacy_hs256_secret(make_client: AppFactory) -> None:
     wrong = jwt.encode(claims, "another-secret-another-secret-1234", algorithm="HS256")
     denied = await client.get("/api/platform-state", headers={"Authorization": f"Bearer {wrong}"})
     assert denied.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.e30.sig", {"alg": "ES256", "kid": "k1"}),
+        ("eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0", None),  # no dot
+        ("W10.e30.sig", None),  # a JSON list, not an object
+        ("!!!.e30.sig", None),
+        ("bm90IGpzb24.e30.sig", None),  # "not json"
+        ("", None),
+        ("a" * 4096 + ".e30.sig", None),
+    ],
+)
+def test_header_peek_only_routes(token: str, expected: dict[str, str] | None) -> None:
+    assert peek_header(token) == expected
