@@ -44,7 +44,11 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench("db", "shared.bench.db", ("--iterations", "30")),
-    Bench("functions", "shared.bench.functions", ("--requests", "50", "--imports", "2")),
+    Bench(
+        "functions",
+        "shared.bench.functions",
+        ("--requests", "50", "--rounds", "2", "--imports", "2"),
+    ),
     Bench("audio", "shared.bench.audio"),
     Bench("runtime", "shared.bench.runtime"),
 )
