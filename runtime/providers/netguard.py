@@ -50,6 +50,16 @@ _METADATA = frozenset(
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SIXTOFOUR = ipaddress.ip_network("2002::/16")
+# IPv6 forms Python's `is_global` calls public although they carry an IPv4
+# address in their low 32 bits or are not public at all: IPv4-compatible
+# (::a.b.c.d, deprecated, still routed to IPv4 by some stacks), IPv4-translated
+# (::ffff:0:a.b.c.d, SIIT), and site-local (fec0::/10, deprecated "private").
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+# Local-use NAT64 (RFC 8215): the operator's own translator, prefix length
+# unknown, so where the IPv4 address sits cannot be told; never public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 
 ALLOW_HINT = "an operator can allow it with OPENDOT_ALLOW_PRIVATE_BASE_URLS=true"
 
@@ -66,7 +76,9 @@ def _embedded_v4(ip: IpAddress) -> ipaddress.IPv4Address | None:
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _V4_TRANSLATED:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _V4_COMPATIBLE and int(ip) > 1:  # not :: (unspecified) nor ::1 (loopback)
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour
@@ -91,8 +103,10 @@ def classify(address: str) -> str | None:
         return "link-local"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
         return "carrier-grade NAT"
-    if ip.is_private:
+    if ip.is_private or ip in _SITE_LOCAL:
         return "private-network"
+    if ip in _LOCAL_NAT64:
+        return "reserved"
     if not ip.is_global:
         return "reserved"
     return None

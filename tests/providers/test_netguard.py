@@ -42,6 +42,14 @@ from runtime.providers.netguard import GuardedBackend, GuardedTransport, classif
         ("198.51.100.7", "private-network"),
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),
+        # IPv6 forms that Python's is_global calls public.
+        ("::127.0.0.1", "loopback"),
+        ("::a9fe:a9fe", "cloud metadata"),
+        ("::ffff:0:a00:1", "private-network"),
+        ("::ffff:0:7f00:1", "loopback"),
+        ("fec0::1", "private-network"),
+        ("64:ff9b:1::a00:1", "reserved"),
+        ("::8.8.8.8", None),
     ],
 )
 def test_classify(address: str, kind: str | None) -> None:
