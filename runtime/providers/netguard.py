@@ -184,6 +184,14 @@ def precheck_url(
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
+        try:
+            # getaddrinfo encodes the name with IDNA and raises UnicodeError (not
+            # OSError) on an empty or over-long label or an invalid character.
+            host.encode("idna")
+        except UnicodeError:
+            raise ConfigRefused(
+                provider, f"{what} host {host!r} is not a valid host name."
+            ) from None
         return host
     check_addresses(
         [str(literal)], host=host, allow_private=allow_private, provider=provider, what=what
@@ -211,6 +219,10 @@ async def vet_url(
     except ValueError:
         try:
             addresses = await (resolver or system_resolver)(host, port)
+        except UnicodeError:
+            raise ConfigRefused(
+                provider, f"{what} host {host!r} is not a valid host name."
+            ) from None
         except OSError as exc:
             # Usually a transient DNS failure: worth a retry or the next provider.
             raise ProviderUnavailable(
@@ -246,7 +258,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         try:
             addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
-            addresses = await self._resolver(host, port)
+            try:
+                addresses = await self._resolver(host, port)
+            except UnicodeError:
+                raise httpcore.ConnectError(f"{host!r} is not a valid host name") from None
         checked = check_addresses(
             addresses,
             host=host,

@@ -69,6 +69,11 @@ def test_classify(address: str, kind: str | None) -> None:
         ("gopher://example.com/", "must start with http:// or https://"),
         ("https://user:pw@api.example.com/v1", "may not carry credentials"),
         ("https:///v1", "has no host"),
+        # IDNA refuses these inside getaddrinfo with UnicodeError, not OSError.
+        ("http://" + "a" * 64 + ".example.com/v1", "is not a valid host name"),
+        ("http://a..b/v1", "is not a valid host name"),
+        ("http://.../v1", "is not a valid host name"),
+        ("http://\udcff.example/v1", "is not a valid host name"),
     ],
 )
 async def test_vet_url_refuses(url: str, expected: str) -> None:
@@ -136,6 +141,15 @@ async def test_rebinding_is_caught_at_connect_time() -> None:
     backend = GuardedBackend(allow_private=False, resolver=rebinding, inner=inner)
     with pytest.raises(ConfigRefused, match="cloud metadata"):
         await backend.connect_tcp("rebind.example", 80)
+    assert inner.attempts == []
+
+
+async def test_backend_refuses_an_unencodable_host_name_as_a_connect_error() -> None:
+    # Reached only if a URL skipped vet_url; httpx maps ConnectError, not UnicodeError.
+    inner = _NoConnect()
+    backend = GuardedBackend(allow_private=False, inner=inner)
+    with pytest.raises(httpcore.ConnectError, match="not a valid host name"):
+        await backend.connect_tcp("a..b", 80)
     assert inner.attempts == []
 
 
