@@ -100,10 +100,17 @@ async def test_full_activation_flow(client: httpx.AsyncClient) -> None:
     assert again["activation"]["code"] == code
     assert again["activation"]["challenge"] == ota["activation"]["challenge"]
     assert again["websocket"]["token"] == token
-    # Without its token it still hears the same code, and gets a fresh token.
+    # Without its token a request for the same Device-Id (a public MAC) never hears
+    # the pending code: it starts a new activation and the old code stops working.
     bare = (await bootstrap(client, mac)).json()
-    assert bare["activation"]["code"] == code and bare["websocket"]["token"] != token
-    token = bare["websocket"]["token"]
+    assert bare["websocket"]["token"] != token
+    assert bare["activation"]["challenge"] != ota["activation"]["challenge"]
+    stale = await client.post(
+        "/api/device-activations/claim", headers=auth(user), json={"code": code}
+    )
+    assert stale.status_code == 404, stale.text
+    ota, token = bare, bare["websocket"]["token"]
+    code = ota["activation"]["code"]
 
     pending = await activate(client, mac, challenge=ota["activation"]["challenge"])
     assert pending.status_code == 202 and pending.json() == {"ok": False, "status": "pending"}
