@@ -89,11 +89,20 @@ class Database:
         self._pool = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection inside one transaction, as the pool's login role.
+    async def transaction(
+        self, setup: str = "", *, refused: ApiError | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside one transaction, opened in one round trip.
 
-        Commits on success and on an `ApiError` raised with `commit=True`;
-        rolls back on anything else.
+        `setup` is one parameterless `select` sent in the same simple-protocol
+        message as `BEGIN` (see `functions.sql_text`), typically switching role
+        and claims. With `refused`, the setup must return exactly one row; any
+        other answer raises `refused` (the setup puts its precondition in a
+        WHERE clause). Commits on success and on an `ApiError` raised with
+        `commit=True`; rolls back on anything else.
+
+        The transaction is managed here, not by asyncpg's `Transaction`, so
+        inside it `conn.transaction()` refuses to run: use SAVEPOINT statements.
         """
         pool = await self.pool()
         try:
@@ -101,21 +110,28 @@ class Database:
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise Unavailable("The database is not reachable right now.") from exc
         try:
-            tx = conn.transaction()
-            await tx.start()
             try:
+                status = await conn.execute(f"begin; {setup}" if setup else "begin")
+                if refused is not None and status != "SELECT 1":
+                    raise refused
                 yield conn
             except ApiError as exc:
-                await (tx.commit() if exc.commit else tx.rollback())
+                await conn.execute("commit" if exc.commit else "rollback")
                 raise
             except BaseException:
-                if not conn.is_closed():
-                    await tx.rollback()
+                if not conn.is_closed() and conn.is_in_transaction():
+                    await conn.execute("rollback")
                 raise
             else:
-                await tx.commit()
+                await conn.execute("commit")
         finally:
             await pool.release(conn)
+
+
+SERVICE_SETUP = (
+    "select set_config('request.jwt.claims', '{\"role\":\"service_role\"}', true),"
+    " set_config('role', 'service_role', true)"
+)
 
 
 async def act_as_user(conn: asyncpg.Connection, claims: dict[str, Any]) -> None:
@@ -124,11 +140,4 @@ async def act_as_user(conn: asyncpg.Connection, claims: dict[str, Any]) -> None:
         "select set_config('request.jwt.claims', $1, true),"
         " set_config('role', 'authenticated', true)",
         json.dumps(claims),
-    )
-
-
-async def act_as_service(conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        "select set_config('request.jwt.claims', '{\"role\":\"service_role\"}', true),"
-        " set_config('role', 'service_role', true)"
     )

@@ -14,6 +14,7 @@ must be recorded even though the answer is 404).
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -24,17 +25,46 @@ import asyncpg
 from fastapi import Depends, Request
 
 from functions.agent_cache import AgentContentCache
-from functions.db import Database, act_as_service
+from functions.db import SERVICE_SETUP, Database, act_as_user
 from functions.errors import Unauthorized
 from functions.settings import ApiSettings
+from functions.sql_text import LiteralError, literal, uuid_literal
 from functions.tokens_jwt import Identity, TokenVerifier
 from shared.tokens import API_KEY_PREFIX, token_hash
 
 _BEARER = re.compile(r"^\s*bearer[ \t]+(\S+)\s*$", re.IGNORECASE)
-_BEGIN_SQL = (
-    "select private.begin_request($1::uuid, $2, $3, $4, $5, $6, $7::uuid) as ok,"
-    " set_config('request.jwt.claims', $8, true), set_config('role', 'authenticated', true)"
-)
+_SIGNED_OUT = "This session has been signed out or has expired."
+
+
+def user_setup(identity: Identity) -> str:
+    """The statement that opens a user's request (sent with BEGIN, see `sql_text`).
+
+    `private.begin_request` checks a local session is still live and creates
+    the user's row on first sight; only when it returns true does the row
+    exist that sets the verified claims and switches to `authenticated`, so
+    "SELECT 0" means a revoked or expired session.
+    """
+    try:
+        args = ", ".join(
+            (
+                uuid_literal(identity.user_id),
+                literal("dev" if identity.provider == "dev" else identity.provider),
+                literal(
+                    identity.user_id if identity.provider != "local" else identity.email.lower()
+                ),
+                literal(identity.email),
+                literal(identity.display_name),
+                literal(identity.avatar_url),
+                uuid_literal(identity.session_id),
+            )
+        )
+        claims = literal(_claims_json(identity))
+    except (LiteralError, ValueError) as exc:
+        raise Unauthorized("Bearer token verification failed.") from exc
+    return (
+        f"select set_config('request.jwt.claims', {claims}, true),"
+        f" set_config('role', 'authenticated', true) where private.begin_request({args})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,35 +147,19 @@ async def _user_tx(request: Request) -> AsyncIterator[Ctx]:
         identity = _dev_identity(settings)
     elif not token.startswith(API_KEY_PREFIX):
         identity = await found.verifier.verify(token)
-    async with found.db.transaction() as conn:
-        if identity is None:
-            assert token is not None
+    if identity is None:
+        assert token is not None
+        async with found.db.transaction() as conn:
             identity = await _api_key_identity(conn, token)
-            await conn.execute(
-                "select set_config('request.jwt.claims', $1, true),"
-                " set_config('role', 'authenticated', true)",
-                _claims_json(identity),
-            )
-        else:
-            ok = await conn.fetchval(
-                _BEGIN_SQL,
-                identity.user_id,
-                "dev" if identity.provider == "dev" else identity.provider,
-                identity.user_id if identity.provider != "local" else identity.email.lower(),
-                identity.email,
-                identity.display_name,
-                identity.avatar_url,
-                identity.session_id,
-                _claims_json(identity),
-            )
-            if not ok:
-                raise Unauthorized("This session has been signed out or has expired.")
+            await act_as_user(conn, identity.rls_claims())
+            yield Ctx(conn, settings, identity, client_ip(request), _user_agent(request))
+        return
+    setup = user_setup(identity)
+    async with found.db.transaction(setup, refused=Unauthorized(_SIGNED_OUT)) as conn:
         yield Ctx(conn, settings, identity, client_ip(request), _user_agent(request))
 
 
 def _claims_json(identity: Identity) -> str:
-    import json
-
     return json.dumps(identity.rls_claims())
 
 
@@ -159,14 +173,12 @@ async def _internal_tx(request: Request) -> AsyncIterator[asyncpg.Connection]:
     given = request.headers.get("x-opendot-runtime-secret", "").encode("utf-8")
     if not expected or not hmac.compare_digest(expected, given):
         raise Unauthorized("Runtime internal authentication failed.")
-    async with found.db.transaction() as conn:
-        await act_as_service(conn)
+    async with found.db.transaction(SERVICE_SETUP) as conn:
         yield conn
 
 
 async def _service_tx(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with services(request).db.transaction() as conn:
-        await act_as_service(conn)
+    async with services(request).db.transaction(SERVICE_SETUP) as conn:
         yield conn
 
 

@@ -90,29 +90,32 @@ async def bootstrap(
     for _attempt in range(5):
         new_id = uuid.uuid4()
         new_token = new_device_token()
+        # A savepoint: a code collision must not abort the request's transaction.
+        await conn.execute("savepoint bootstrap_attempt")
         try:
-            async with conn.transaction():  # a savepoint: a code collision must not abort all
-                row = await conn.fetchrow(
-                    "select * from private.device_bootstrap($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                    " $10, $11, $12, $13, $14, $15)",
-                    identifier[:128],
-                    body.client_id,
-                    (body.serial_number or "").strip()[:128] or None,
-                    token_hash(presented) if presented else None,
-                    body.user_agent,
-                    body.ip_address,
-                    firmware,
-                    board,
-                    info,
-                    new_id,
-                    _code_hash(key, new_id),
-                    token_hash(activation.activation_challenge(key, new_id)),
-                    display_prefix(new_token),
-                    token_hash(new_token),
-                    ACTIVATION_CODE_TTL_S,
-                )
+            row = await conn.fetchrow(
+                "select * from private.device_bootstrap($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " $10, $11, $12, $13, $14, $15)",
+                identifier[:128],
+                body.client_id,
+                (body.serial_number or "").strip()[:128] or None,
+                token_hash(presented) if presented else None,
+                body.user_agent,
+                body.ip_address,
+                firmware,
+                board,
+                info,
+                new_id,
+                _code_hash(key, new_id),
+                token_hash(activation.activation_challenge(key, new_id)),
+                display_prefix(new_token),
+                token_hash(new_token),
+                ACTIVATION_CODE_TTL_S,
+            )
         except asyncpg.UniqueViolationError:
+            await conn.execute("rollback to savepoint bootstrap_attempt")
             continue
+        await conn.execute("release savepoint bootstrap_attempt")
         break
     else:
         raise Conflict("Could not allocate an activation code; try again.")
