@@ -9,6 +9,7 @@ directly: see `runtime.records.RecordSink`, which batches and retries.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ class DeviceGrant:
     agent: Mapping[str, Any] | None
     memory: list[dict[str, str]] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    requested_at: float = 0.0  # time.monotonic() when verify was asked: `memory` is from then
 
     @property
     def device_uuid(self) -> str:
@@ -111,6 +113,7 @@ class InternalApi:
         user_agent: str | None,
         protocol_version: int,
     ) -> DeviceGrant:
+        requested_at = time.monotonic()
         data = await self.post(
             "/device-runtime/verify",
             {
@@ -128,6 +131,7 @@ class InternalApi:
             agent=data.get("agent"),
             memory=[m for m in data.get("memory") or [] if isinstance(m, dict)],
             secrets=data.get("secrets") or {},
+            requested_at=requested_at,
         )
 
     async def device_config(self, device_uuid: str) -> Mapping[str, Any] | None:

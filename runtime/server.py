@@ -13,19 +13,39 @@ import argparse
 import asyncio
 import logging
 import socket
+import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from runtime.app import RuntimeApp, create_app
+from runtime.session.socket import ARRIVED
 from runtime.settings import RuntimeSettings
+
+
+class _ArrivalStampingQueue(asyncio.Queue[Any]):
+    def put_nowait(self, item: Any) -> None:
+        if item.get("type") == "websocket.receive":
+            item[ARRIVED] = time.monotonic()
+        super().put_nowait(item)
+
+
+class StampingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, stamping each received message with
+    the instant the event loop read it, so the frame-processing histogram covers
+    the wait for the session's turn on the loop and not only the handling itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _ArrivalStampingQueue()
 
 
 def build_config(app: RuntimeApp, settings: RuntimeSettings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": "websockets-sansio",
+        "ws": StampingWebSocketProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
         "lifespan": "on",

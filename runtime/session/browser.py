@@ -1,8 +1,9 @@
 """A browser's session on `/voice`: PCM16 16 kHz in, PROTOCOLS §4 events out.
 
-Same turn machinery as a device (`Utterance`, `Reply`), different edges: audio
-arrives as raw PCM, replies go out as JSON events with base64 audio per chunk
-(`chunked_file`, mp3 or wav) or as PCM deltas (`pcm_stream`). The outbox is
+Same lifecycle and turn machinery as a device (`base.VoiceSession`, `Utterance`,
+`Reply`), different edges: audio arrives as raw PCM, replies go out as JSON
+events with base64 audio per chunk (`chunked_file`, mp3 or wav) or as PCM
+deltas (`pcm_stream`). The outbox is
 bounded: a client that reads slowly makes its own turn wait (backpressure), it
 never grows the runtime's memory. A new utterance while a reply plays, or an
 `interrupt`, stops the reply at once.
@@ -16,20 +17,12 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
 
 from runtime.api_client import VoiceGrant
 from runtime.audio.containers import mp3_bytes, wav_bytes
-from runtime.pipeline.errors import ProviderError
 from runtime.pipeline.interfaces import (
-    LlmRequest,
-    Message,
-    Pipeline,
     Transcript,
     VadEventKind,
-    VadStream,
 )
 from runtime.protocol.browser import (
     CONFIGURE_REFUSED,
@@ -58,66 +51,37 @@ from runtime.protocol.browser import (
     parse_browser_message,
 )
 from runtime.protocol.errors import CloseCode, ProtocolError
-from runtime.session.agent import turn_config
+from runtime.session.base import STT_FINAL_TIMEOUT_S, VoiceSession
 from runtime.session.context import RuntimeContext
 from runtime.session.machine import Outcome
 from runtime.session.memory import ConversationMemory
-from runtime.session.outbox import CloseSocket, Flush, Outbox, SendText
+from runtime.session.outbox import Flush, Outbox, SendText
 from runtime.session.socket import AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
 
 log = logging.getLogger("opendot.runtime.browser")
 
 PREROLL_BYTES = 16_000 * 2 * 300 // 1000  # 300 ms of 16 kHz PCM16
-STT_FINAL_TIMEOUT_S = 15.0
 TIMELINE_STAGES = ("stt_final", "llm_first_token", "first_chunk", "first_audio")
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class BrowserSession:
+class BrowserSession(VoiceSession):
     kind = "browser"
 
     def __init__(self, ctx: RuntimeContext, socket: AsgiSocket, grant: VoiceGrant) -> None:
         settings = ctx.settings
-        self.ctx = ctx
-        self.socket = socket
+        super().__init__(
+            ctx,
+            socket,
+            Outbox(socket, max_stream=settings.browser_send_queue),
+            user_id=grant.user_id,
+            agent=grant.agent,
+            memory=ConversationMemory(settings.memory_max_turns, settings.memory_max_tokens),
+        )
         self.grant = grant
-        self.session_id = str(uuid.uuid4())
-        self._loop = asyncio.get_running_loop()
-        self.last_input = self._loop.time()
-        self.agent: Mapping[str, Any] | None = grant.agent
-        self.config = turn_config(self.agent, settings)
-        self.outbox = Outbox(socket, max_stream=settings.browser_send_queue)
-        self.memory = ConversationMemory(settings.memory_max_turns, settings.memory_max_tokens)
-        self.pipeline: Pipeline | None = None
-        self._vad: VadStream | None = None
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
-        self._utterance: Utterance | None = None
-        self._turn: asyncio.Task[None] | None = None
         self._turn_id: str | None = None
-        self._cancel_outcome: Outcome | None = None
-        self._turn_index = 0
-        self.closing = False
-
-    # --- LiveSession -----------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self._turn is not None and not self._turn.done()
-
-    def close(self, code: int, reason: str) -> None:
-        self.closing = True
-        self.outbox.control(CloseSocket(code, reason))
-
-    def update_agent(self, agent: Mapping[str, Any] | None) -> None:
-        """Browser sessions keep the agent their token was minted for."""
-
-    def forget_memory(self) -> None:
-        self.memory.clear()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -127,45 +91,20 @@ class BrowserSession:
     async def _put(self, event: BrowserEvent) -> None:
         await self.outbox.put(SendText(event.to_json()))
 
-    async def run(self) -> None:
+    async def _serve(self) -> str:
         ctx = self.ctx
-        ctx.registry.add(self)
-        ctx.metrics.sessions_opened.inc(kind="browser")
-        ctx.records.open_session(
-            {
-                "sessionId": self.session_id,
-                "kind": "browser",
-                "userId": self.grant.user_id,
-                "agentId": self.config.agent_id,
-                "deviceId": None,
-                "protocolVersion": None,
-                "runtimeInstance": ctx.instance,
-                "startedAt": _now_iso(),
-            }
-        )
-        writer = asyncio.create_task(self.outbox.run(), name="browser-writer")
-        reason = "disconnected"
+        self._send(RuntimeConnected(self.session_id, self.config.agent_id, self.config.agent_name))
         try:
-            self._send(
-                RuntimeConnected(self.session_id, self.config.agent_id, self.config.agent_name)
-            )
-            try:
-                self.pipeline = ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
-            except Exception as exc:
-                log.warning("browser session: no pipeline: %s", exc)
-                self._send(ErrorEvent(f"The voice pipeline could not start: {exc}"))
-                self.close(CloseCode.INTERNAL_ERROR, "pipeline unavailable")
-            else:
-                if self.pipeline.vad is not None:
-                    self._vad = self.pipeline.vad.open(self.config.vad)
-                self._send(RuntimeReady(sample_rate=16_000))
-            reason = await self._receive_loop()
-        except Exception:
-            log.exception("browser session %s failed", self.session_id)
-            reason = "internal error"
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            await self._cleanup(writer, reason)
+            self.pipeline = ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
+        except Exception as exc:
+            log.warning("browser session: no pipeline: %s", exc)
+            self._send(ErrorEvent(f"The voice pipeline could not start: {exc}"))
+            self.close(CloseCode.INTERNAL_ERROR, "pipeline unavailable")
+        else:
+            if self.pipeline.vad is not None:
+                self._vad = self.pipeline.vad.open(self.config.vad)
+            self._send(RuntimeReady(sample_rate=16_000))
+        return await self._receive_loop()
 
     async def _receive_loop(self) -> str:
         receive = self.socket.receive
@@ -188,33 +127,9 @@ class BrowserSession:
                 else:
                     self._on_message(parsed)
 
-    async def _cleanup(self, writer: asyncio.Task[None], reason: str) -> None:
-        self.closing = True
-        if self.busy and self._turn is not None:
-            self._cancel_outcome = Outcome.ABORTED
-            self._turn.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._turn
-        if self._utterance is not None:
-            await self._utterance.cancel()
-        if not writer.done():
-            self.outbox.control(CloseSocket(CloseCode.NORMAL, reason))
-            try:
-                await asyncio.wait_for(writer, timeout=1.0)
-            except (TimeoutError, asyncio.CancelledError):
-                writer.cancel()
-        if self._vad is not None:
-            self._vad.close()
-        self.ctx.registry.remove(self)
-        self.ctx.records.close_session(
-            {"sessionId": self.session_id, "endedAt": _now_iso(), "reason": reason}
-        )
-
     def _protocol_error(self, error: ProtocolError) -> None:
-        self.ctx.metrics.protocol_errors.inc(kind="browser")
         self._send(ErrorEvent(error.message))
-        if error.fatal and error.close_code is not None:
-            self.close(error.close_code, error.message)
+        self._note_protocol_error(error)
 
     # --- inbound -------------------------------------------------------------------
 
@@ -276,10 +191,6 @@ class BrowserSession:
             while self._preroll_bytes > PREROLL_BYTES and len(self._preroll) > 1:
                 self._preroll_bytes -= len(self._preroll.popleft())
 
-    def _new_utterance(self) -> Utterance:
-        assert self.pipeline is not None
-        return Utterance(self.pipeline.stt, self.config.stt, on_transcript=self._on_transcript)
-
     def _on_transcript(self, transcript: Transcript) -> None:
         if transcript.text.strip():
             event = (
@@ -323,68 +234,37 @@ class BrowserSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await previous
         self._cancel_outcome = None
-        index, self._turn_index = self._turn_index, self._turn_index + 1
         turn_id = self._turn_id = str(uuid.uuid4())
         config, pipeline = self.config, self.pipeline
         assert pipeline is not None
-        transcript, reply_text, error = "", "", None
-        outcome = Outcome.FAILED
-        reply: Reply | None = None
-        try:
-            transcript = await utterance.result(STT_FINAL_TIMEOUT_S)
+        async with self._turn_scope(marks, turn_id) as turn:
+            turn.transcript = await utterance.result(STT_FINAL_TIMEOUT_S)
             marks.mark("stt_final")
-            if utterance.error is not None and not transcript:
-                error = str(utterance.error)
+            if utterance.error is not None and not turn.transcript:
+                turn.error = str(utterance.error)
                 self.ctx.metrics.provider_errors.inc(stage="stt")
                 self._send(ErrorEvent("Speech recognition failed."))
                 await self._put(AssistantStart(turn_id, ""))
-                reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
-                await self._deliver(reply, turn_id, marks)
-                await self._put(AssistantEnd(turn_id, outcome.value))
-            elif len("".join(transcript.split())) < config.min_transcript_chars:
-                outcome = Outcome.IGNORED
+                turn.reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
+                await self._deliver(turn.reply, turn_id, marks)
+                await self._put(AssistantEnd(turn_id, turn.outcome.value))
+            elif self._is_noise(turn.transcript):
+                turn.outcome = Outcome.IGNORED
             else:
-                await self._put(UserFinal(turn_id, transcript))
-                await self._put(AssistantStart(turn_id, transcript))
-                request = LlmRequest(
-                    instructions=config.instructions,
-                    messages=[*self.memory.messages(), Message("user", transcript)],
-                    settings=config.llm_settings,
-                    model=config.llm_model,
-                )
-                reply = Reply(
-                    pipeline, request, config.tts, marks, on_provider_error=self._provider_error
-                )
-                await self._deliver(reply, turn_id, marks)
-                reply_text = reply.text
-                if reply.llm_error is None and not reply.tts_failed:
-                    outcome = Outcome.COMPLETED
-                    self.memory.add(transcript, reply_text)
-                else:
-                    error = str(reply.llm_error or "speech synthesis failed")
-                await self._put(AssistantText(reply_text, turn_id))
+                await self._put(UserFinal(turn_id, turn.transcript))
+                await self._put(AssistantStart(turn_id, turn.transcript))
+                turn.reply = self._reply_to(pipeline, config, turn.transcript, marks)
+                await self._deliver(turn.reply, turn_id, marks)
+                self._conclude(turn)
+                await self._put(AssistantText(turn.reply_text, turn_id))
                 for stage in TIMELINE_STAGES:
                     ms = marks.ms_since_start(stage)
                     if ms is not None:
                         await self._put(Timeline(turn_id, stage, 0.0, ms))
-                await self._put(AssistantEnd(turn_id, outcome.value))
-        except asyncio.CancelledError:
-            outcome = self._cancel_outcome or Outcome.INTERRUPTED
-            if reply is not None:
-                reply_text = reply.text
-            raise
-        except Exception as exc:
-            log.exception("browser turn failed")
-            error = f"{type(exc).__name__}: {exc}"
-            self._send(ErrorEvent("Something went wrong. Please try again."))
-        finally:
-            if reply is not None:
-                await reply.aclose()
-            marks.mark("ended")
-            self._record_turn(turn_id, index, transcript, reply_text, outcome, error, marks)
+                await self._put(AssistantEnd(turn_id, turn.outcome.value))
 
-    def _provider_error(self, stage: str, exc: ProviderError) -> None:
-        self.ctx.metrics.provider_errors.inc(stage=stage)
+    def _turn_failed(self) -> None:
+        self._send(ErrorEvent("Something went wrong. Please try again."))
 
     async def _deliver(self, reply: Reply, turn_id: str, marks: TurnMarks) -> None:
         pcm_stream = self.config.delivery == "pcm_stream"
@@ -409,28 +289,3 @@ class BrowserSession:
             await self._put(
                 AssistantAudio(turn_id, job.index, job.text, mime, base64.b64encode(audio).decode())
             )
-
-    def _record_turn(
-        self,
-        turn_id: str,
-        index: int,
-        transcript: str,
-        reply_text: str,
-        outcome: Outcome,
-        error: str | None,
-        marks: TurnMarks,
-    ) -> None:
-        ctx = self.ctx
-        ctx.metrics.turns.inc(kind="browser", outcome=outcome.value)
-        ctx.records.add_turn(
-            {
-                "id": turn_id,
-                "sessionId": self.session_id,
-                "turnIndex": index,
-                "transcript": transcript,
-                "replyText": reply_text,
-                "outcome": outcome.value,
-                "error": error,
-                "marks": marks.to_record(),
-            }
-        )

@@ -11,27 +11,17 @@ an alert, protocol errors an event, a bug in a turn a failed turn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import uuid
 from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from time import monotonic
 from typing import Any
 
 from runtime.api_client import ApiError, DeviceGrant
 from runtime.audio.errors import AudioError
 from runtime.audio.opus import OpusDecoder, OpusEncoder, PcmFramer
 from runtime.audio.resample import StreamResampler
-from runtime.pipeline.errors import ProviderError
-from runtime.pipeline.interfaces import (
-    LlmRequest,
-    Message,
-    Pipeline,
-    Transcript,
-    VadEventKind,
-    VadStream,
-)
+from runtime.pipeline.interfaces import Transcript, VadEventKind
 from runtime.protocol.device import (
     Abort,
     Alert,
@@ -50,6 +40,7 @@ from runtime.protocol.emotions import detect_emotion
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.protocol.framing import Frame, FrameKind, framing_for, negotiate_version
 from runtime.session.agent import turn_config
+from runtime.session.base import STT_FINAL_TIMEOUT_S, TurnState, VoiceSession
 from runtime.session.context import RuntimeContext
 from runtime.session.machine import (
     Action,
@@ -63,8 +54,8 @@ from runtime.session.machine import (
     StartListening,
 )
 from runtime.session.memory import ConversationMemory, PendingTurn
-from runtime.session.outbox import CloseSocket, Flush, Outbox, Pacer, SendAudio, SendText
-from runtime.session.socket import AsgiSocket
+from runtime.session.outbox import Flush, Outbox, Pacer, SendAudio, SendText
+from runtime.session.socket import ARRIVED, AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
 
 log = logging.getLogger("opendot.runtime.device")
@@ -72,16 +63,11 @@ log = logging.getLogger("opendot.runtime.device")
 DOWNLINK_RATE = 24_000
 FRAME_MS = 60
 PREROLL_FRAMES = 5  # audio kept from before the VAD's speech start (300 ms)
-STT_FINAL_TIMEOUT_S = 15.0
-MAX_ERROR_EVENTS = 10  # protocol-error events recorded per session (the counter counts all)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class DeviceSession:
+class DeviceSession(VoiceSession):
     kind = "device"
+    device_uuid: str
 
     def __init__(
         self,
@@ -92,50 +78,30 @@ class DeviceSession:
         protocol_header: str | None,
     ) -> None:
         settings = ctx.settings
-        self.ctx = ctx
-        self.socket = socket
-        self.grant = grant
-        self.session_id = str(uuid.uuid4())
-        self.device_uuid = grant.device_uuid
-        self._loop = asyncio.get_running_loop()
-        self.last_input = self._loop.time()
-        self._protocol_header = protocol_header
-        self.framing = framing_for(negotiate_version(protocol_header), settings.max_frame_bytes)
-        self.machine = DeviceMachine()
-        self.outbox = Outbox(
+        memory = ConversationMemory.from_messages(
+            grant.memory, settings.memory_max_turns, settings.memory_max_tokens
+        )
+        ctx.pending.merge_into(grant.device_uuid, memory, read_at=grant.requested_at)
+        outbox = Outbox(
             socket,
             pacer=Pacer(FRAME_MS / 1000, settings.downlink_prebuffer_frames),
             max_stream=64,
             on_audio_sent=self._audio_sent,
         )
-        self.agent: Mapping[str, Any] | None = grant.agent
-        self.config = turn_config(self.agent, settings)
-        self.memory = ConversationMemory.from_messages(
-            grant.memory, settings.memory_max_turns, settings.memory_max_tokens
+        super().__init__(
+            ctx, socket, outbox, user_id=grant.user_id, agent=grant.agent, memory=memory
         )
-        ctx.pending.merge_into(self.device_uuid, self.memory)
-        self.pipeline: Pipeline | None = None
-        self._vad: VadStream | None = None
+        self.grant = grant
+        self.device_uuid = grant.device_uuid
+        self._protocol_header = protocol_header
+        self.framing = framing_for(negotiate_version(protocol_header), settings.max_frame_bytes)
+        self.machine = DeviceMachine()
         self._agent_stale = True
         self._decoder: OpusDecoder | None = None
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
-        self._utterance: Utterance | None = None
-        self._turn: asyncio.Task[None] | None = None
         self._marks: TurnMarks | None = None
-        self._cancel_outcome: Outcome | None = None
-        self._turn_index = 0
-        self._error_events = 0
-        self.closing = False
 
     # --- LiveSession -----------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        return self._turn is not None and not self._turn.done()
-
-    def close(self, code: int, reason: str) -> None:
-        self.closing = True
-        self.outbox.control(CloseSocket(code, reason))
 
     def update_agent(self, agent: Mapping[str, Any] | None) -> None:
         """A new configuration for the device; the next turn uses it."""
@@ -144,44 +110,20 @@ class DeviceSession:
         if not self.busy and self._utterance is None:
             self._refresh_pipeline()
 
-    def forget_memory(self) -> None:
-        self.memory.clear()
-
     # --- lifecycle -----------------------------------------------------------------
 
-    async def run(self) -> None:
-        ctx = self.ctx
-        ctx.registry.add(self)
-        replaced = ctx.registry.claim_device(self.device_uuid, self)
+    def _on_start(self) -> None:
+        replaced = self.ctx.registry.claim_device(self.device_uuid, self)
         if replaced is not None:
             replaced.close(CloseCode.NORMAL, "Replaced by a new device connection")
-        ctx.metrics.sessions_opened.inc(kind="device")
-        ctx.records.open_session(
-            {
-                "sessionId": self.session_id,
-                "kind": "device",
-                "userId": self.grant.user_id,
-                "agentId": self.config.agent_id,
-                "deviceId": self.device_uuid or None,
-                "protocolVersion": self.framing.version,
-                "runtimeInstance": ctx.instance,
-                "startedAt": _now_iso(),
-            }
-        )
-        writer = asyncio.create_task(self.outbox.run(), name="device-writer")
-        reason = "disconnected"
-        try:
-            if await self._handshake():
-                reason = await self._receive_loop()
-            else:
-                reason = "hello timeout"
-        except Exception:
-            # A bug here must cost one session, never the process or its neighbours.
-            log.exception("device session %s failed", self.session_id)
-            reason = "internal error"
-            self.close(CloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            await self._cleanup(writer, reason)
+
+    def _protocol_version(self) -> int:
+        return self.framing.version
+
+    async def _serve(self) -> str:
+        if not await self._handshake():
+            return "hello timeout"
+        return await self._receive_loop()
 
     async def _handshake(self) -> bool:
         deadline = self._loop.time() + self.ctx.settings.hello_timeout_s
@@ -202,7 +144,7 @@ class DeviceSession:
                 continue  # audio before the hello means nothing yet
             parsed = parse_device_message(text)
             if isinstance(parsed, ProtocolError):
-                self._protocol_error(parsed)
+                self._note_protocol_error(parsed)
                 if parsed.fatal:
                     return False
                 continue
@@ -219,49 +161,27 @@ class DeviceSession:
             kind = message["type"]
             if kind == "websocket.disconnect":
                 return "closed" if self.closing else f"disconnected ({message.get('code')})"
-            self.last_input = now = self._loop.time()
+            self.last_input = self._loop.time()
             data = message.get("bytes")
             if data is not None:
                 frame = self.framing.parse(data)
                 if isinstance(frame, ProtocolError):
-                    self._protocol_error(frame)
+                    self._note_protocol_error(frame)
                 elif frame.kind is FrameKind.AUDIO:
+                    arrived = message.get(ARRIVED) or monotonic()
                     await self._on_audio(frame.payload)
-                    metrics.frame_lag.observe(self._loop.time() - now)
+                    metrics.frame_lag.observe(monotonic() - arrived)
                 else:
                     await self._on_text(frame.payload.decode("utf-8", "replace"))
             elif message.get("text") is not None:
                 await self._on_text(message["text"])
 
-    async def _cleanup(self, writer: asyncio.Task[None], reason: str) -> None:
-        ctx = self.ctx
-        self.closing = True
-        if self.busy and self._turn is not None:
-            self._cancel_outcome = Outcome.ABORTED
-            self._turn.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._turn
-        if self._utterance is not None:
-            await self._utterance.cancel()
-            self._utterance = None
-        if not writer.done():
-            self.outbox.control(CloseSocket(CloseCode.NORMAL, reason))
-            try:
-                await asyncio.wait_for(writer, timeout=1.0)
-            except (TimeoutError, asyncio.CancelledError):
-                writer.cancel()
+    def _on_end(self, still_current: bool) -> None:
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
-        if self._vad is not None:
-            self._vad.close()
-            self._vad = None
-        current = ctx.registry.remove(self, self.device_uuid)
-        ctx.records.close_session(
-            {"sessionId": self.session_id, "endedAt": _now_iso(), "reason": reason}
-        )
-        if current and self.device_uuid:
-            ctx.spawn(self._report_offline(), name="device-offline")
+        if still_current and self.device_uuid:
+            self.ctx.spawn(self._report_offline(), name="device-offline")
 
     async def _report_offline(self) -> None:
         for attempt in range(4):
@@ -277,31 +197,10 @@ class DeviceSession:
 
     # --- inbound -------------------------------------------------------------------
 
-    def _protocol_error(self, error: ProtocolError) -> None:
-        self.ctx.metrics.protocol_errors.inc(kind="device")
-        log.info("device %s protocol error: %s", self.device_uuid, error.message)
-        if self._error_events < MAX_ERROR_EVENTS:
-            self._error_events += 1
-            self._event("protocol_error", {"message": error.message, "fatal": error.fatal})
-        if error.fatal and error.close_code is not None:
-            self.close(error.close_code, error.message)
-
-    def _event(self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None) -> None:
-        self.ctx.records.add_event(
-            {
-                "id": str(uuid.uuid4()),
-                "sessionId": self.session_id,
-                "turnId": turn_id,
-                "kind": kind,
-                "payload": dict(payload),
-                "createdAt": _now_iso(),
-            }
-        )
-
     async def _on_text(self, text: str) -> None:
         parsed = parse_device_message(text)
         if isinstance(parsed, ProtocolError):
-            self._protocol_error(parsed)
+            self._note_protocol_error(parsed)
             return
         await self._on_message(parsed)
 
@@ -338,7 +237,7 @@ class DeviceSession:
         try:
             pcm = decoder.decode(payload)
         except AudioError as exc:
-            self._protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
+            self._note_protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
             return
         utterance = self._utterance
         if self._vad is None or machine.mode is ListenMode.MANUAL:
@@ -408,10 +307,6 @@ class DeviceSession:
         if self.pipeline is not None and (mode is ListenMode.MANUAL or self._vad is None):
             self._utterance = self._new_utterance()
 
-    def _new_utterance(self) -> Utterance:
-        assert self.pipeline is not None
-        return Utterance(self.pipeline.stt, self.config.stt, on_transcript=self._on_transcript)
-
     def _on_transcript(self, transcript: Transcript) -> None:
         if transcript.speech_final and self._vad is None:
             self._apply(self.machine.speech_end())
@@ -448,70 +343,45 @@ class DeviceSession:
     # --- the turn ------------------------------------------------------------------
 
     async def _run_turn(self, utterance: Utterance | None, marks: TurnMarks) -> None:
-        index, self._turn_index = self._turn_index, self._turn_index + 1
-        turn_id = str(uuid.uuid4())
         config, pipeline = self.config, self.pipeline
         self._marks = marks
-        transcript, reply_text, error = "", "", None
-        outcome = Outcome.FAILED
-        reply: Reply | None = None
-        try:
+        async with self._turn_scope(marks) as turn:
             if utterance is not None:
-                transcript = await utterance.result(STT_FINAL_TIMEOUT_S)
+                turn.transcript = await utterance.result(STT_FINAL_TIMEOUT_S)
             marks.mark("stt_final")
             stt_error = utterance.error if utterance is not None else None
             if pipeline is None:
-                error = "no pipeline"
-            elif stt_error is not None and not transcript:
-                error = str(stt_error)
+                turn.error = "no pipeline"
+            elif stt_error is not None and not turn.transcript:
+                turn.error = str(stt_error)
                 self.ctx.metrics.provider_errors.inc(stage="stt")
-                reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
-                await self._play(reply)
-            elif len("".join(transcript.split())) < config.min_transcript_chars:
-                outcome = Outcome.IGNORED
+                turn.reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
+                await self._play(turn.reply)
+            elif self._is_noise(turn.transcript):
+                turn.outcome = Outcome.IGNORED
             else:
-                await self.outbox.put(SendText(Stt(transcript).to_json(self.session_id)))
-                request = LlmRequest(
-                    instructions=config.instructions,
-                    messages=[*self.memory.messages(), Message("user", transcript)],
-                    settings=config.llm_settings,
-                    model=config.llm_model,
-                )
-                reply = Reply(
-                    pipeline, request, config.tts, marks, on_provider_error=self._provider_error
-                )
-                await self._play(reply)
-                reply_text = reply.text
-                if reply.llm_error is None and not reply.tts_failed:
-                    outcome = Outcome.COMPLETED
-                    self.memory.add(transcript, reply_text)
-                else:
-                    error = str(reply.llm_error or "speech synthesis failed")
-        except asyncio.CancelledError:
-            outcome = self._cancel_outcome or Outcome.INTERRUPTED
-            if reply is not None:
-                reply_text = reply.text
-            raise
-        except Exception as exc:
-            log.exception("device turn failed")
-            error = f"{type(exc).__name__}: {exc}"
-            self._alert("Something went wrong. Please try again.")
-        finally:
-            if reply is not None:
-                await reply.aclose()
-            marks.mark("ended")
-            self._marks = None
-            self._record_turn(turn_id, index, transcript, reply_text, outcome, error, marks)
-        for action in self.machine.turn_finished(outcome, config.close_after_turn):
+                sid = self.session_id
+                await self.outbox.put(SendText(Stt(turn.transcript).to_json(sid)))
+                turn.reply = self._reply_to(pipeline, config, turn.transcript, marks)
+                await self._play(turn.reply)
+                self._conclude(turn)
+        for action in self.machine.turn_finished(turn.outcome, config.close_after_turn):
             if isinstance(action, CloseAfterTurn):
                 await asyncio.sleep(config.close_delay_ms / 1000)
                 self.close(CloseCode.NORMAL, action.reason)
             else:
                 self._apply([action])
 
-    def _provider_error(self, stage: str, exc: ProviderError) -> None:
-        self.ctx.metrics.provider_errors.inc(stage=stage)
-        self._event("provider_error", {"stage": stage, "message": str(exc)})
+    def _turn_failed(self) -> None:
+        self._alert("Something went wrong. Please try again.")
+
+    def _turn_ended(self, turn: TurnState) -> None:
+        self._marks = None
+        if turn.outcome is Outcome.COMPLETED and self.device_uuid:
+            # Remembered until the API confirms it, for a reconnect that comes first.
+            self.ctx.pending.add(
+                self.device_uuid, PendingTurn(turn.turn_id, turn.transcript, turn.reply_text)
+            )
 
     async def _play(self, reply: Reply) -> None:
         """Speak a reply's jobs in order: Opus 24 kHz / 60 ms through the paced outbox."""
@@ -553,34 +423,3 @@ class DeviceSession:
             await self.outbox.drained()
         finally:
             encoder.close()
-
-    def _record_turn(
-        self,
-        turn_id: str,
-        index: int,
-        transcript: str,
-        reply_text: str,
-        outcome: Outcome,
-        error: str | None,
-        marks: TurnMarks,
-    ) -> None:
-        ctx = self.ctx
-        ctx.metrics.turns.inc(kind="device", outcome=outcome.value)
-        for name in ("stt_final", "llm_first_token", "first_chunk", "first_audio"):
-            value = marks.since_speech_end(name)
-            if value is not None:
-                ctx.metrics.stage_latency.observe(value, stage=name)
-        ctx.records.add_turn(
-            {
-                "id": turn_id,
-                "sessionId": self.session_id,
-                "turnIndex": index,
-                "transcript": transcript,
-                "replyText": reply_text,
-                "outcome": outcome.value,
-                "error": error,
-                "marks": marks.to_record(),
-            }
-        )
-        if outcome is Outcome.COMPLETED and self.device_uuid:
-            ctx.pending.add(self.device_uuid, PendingTurn(turn_id, transcript, reply_text))

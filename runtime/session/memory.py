@@ -9,8 +9,9 @@ API is slow or down.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from runtime.pipeline.interfaces import Message
@@ -98,21 +99,36 @@ class PendingTurn:
 class PendingTurns:
     """Completed device turns recorded here and not yet confirmed by the API.
 
-    Bounded per device and in devices (least recently used go first), so a long
-    API outage cannot grow it without limit.
+    A confirmed turn stays for `grace_s` more: a verify that was already in flight
+    when the turn was stored may have read the memory without it, and the merge
+    after that verify must still find it. A verify that began after the
+    confirmation read a memory that includes the turn (or rightly lacks it, after
+    a reset), so the merge leaves it out. Bounded per device and in devices (least
+    recently used go first), so a long API outage cannot grow it without limit.
     """
 
-    def __init__(self, per_device: int = 12, max_devices: int = 10_000) -> None:
+    def __init__(
+        self,
+        per_device: int = 12,
+        max_devices: int = 10_000,
+        *,
+        grace_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._per_device = per_device
         self._max_devices = max_devices
+        self._grace_s = grace_s
+        self._clock = clock
         self._by_device: OrderedDict[str, list[PendingTurn]] = OrderedDict()
         self._device_of: dict[str, str] = {}
+        self._confirmed: dict[str, float] = {}  # turn id -> when the API stored it, oldest first
 
     def add(self, device_id: str, turn: PendingTurn) -> None:
         turns = self._by_device.pop(device_id, [])
         turns.append(turn)
         for dropped in turns[: max(0, len(turns) - self._per_device)]:
             self._device_of.pop(dropped.turn_id, None)
+            self._confirmed.pop(dropped.turn_id, None)
         turns = turns[-self._per_device :]
         self._by_device[device_id] = turns
         self._device_of[turn.turn_id] = device_id
@@ -120,9 +136,21 @@ class PendingTurns:
             _, evicted = self._by_device.popitem(last=False)
             for t in evicted:
                 self._device_of.pop(t.turn_id, None)
+                self._confirmed.pop(t.turn_id, None)
 
     def persisted(self, turn_ids: Iterable[str]) -> None:
+        now = self._clock()
         for turn_id in turn_ids:
+            if turn_id in self._device_of and turn_id not in self._confirmed:
+                self._confirmed[turn_id] = now
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._confirmed:
+            turn_id, at = next(iter(self._confirmed.items()))
+            if now - at < self._grace_s:
+                return
+            del self._confirmed[turn_id]
             device_id = self._device_of.pop(turn_id, None)
             if device_id is None:
                 continue
@@ -135,16 +163,25 @@ class PendingTurns:
     def forget(self, device_id: str) -> None:
         for t in self._by_device.pop(device_id, []):
             self._device_of.pop(t.turn_id, None)
+            self._confirmed.pop(t.turn_id, None)
 
     def for_device(self, device_id: str) -> list[PendingTurn]:
+        self._expire(self._clock())
         return list(self._by_device.get(device_id, []))
 
-    def merge_into(self, device_id: str, memory: ConversationMemory) -> None:
-        """Append pending turns the persisted memory does not show yet."""
-        # A turn persisted between the API's read and this merge shows up in both;
+    def merge_into(
+        self, device_id: str, memory: ConversationMemory, read_at: float | None = None
+    ) -> None:
+        """Append pending turns the persisted memory, read at `read_at` (this class's
+        clock; None: now), does not show yet."""
+        read_at = self._clock() if read_at is None else read_at
+        # A turn stored between the API's read and this merge may show up in both;
         # an identical question and answer earlier on is rare, and skipping it harmless.
         known = set(memory.turns())
         for turn in self.for_device(device_id):
+            confirmed = self._confirmed.get(turn.turn_id)
+            if confirmed is not None and confirmed <= read_at:
+                continue
             if (turn.user, turn.assistant) in known:
                 continue
             memory.add(turn.user, turn.assistant)

@@ -18,6 +18,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+# Key of a received message's arrival (time.monotonic()), set by the server's protocol.
+ARRIVED = "opendot.arrived"
+
 
 class AsgiSocket(Transport):
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -115,13 +115,24 @@ def test_memory_from_verify_messages_and_pending_merge() -> None:
         ]
     )
     assert memory.turns() == [("hi", "hello"), ("orphan", ""), ("again", "")]
-    pending = PendingTurns(per_device=2, max_devices=2)
+    now = [0.0]
+    pending = PendingTurns(per_device=2, max_devices=2, grace_s=5.0, clock=lambda: now[0])
     pending.add("d1", PendingTurn("t1", "hi", "hello"))
     pending.add("d1", PendingTurn("t2", "new", "answer"))
     pending.merge_into("d1", memory)  # t1 is already known; only t2 is added
     assert memory.turns()[-1] == ("new", "answer")
     assert memory.turns().count(("hi", "hello")) == 1
     pending.persisted(["t2", "unknown"])
+    # Stored, but a verify already in flight may have missed it: kept for the grace,
+    # merged after a read from before the confirmation, not after a later read.
+    now[0] = 4.9
+    assert [t.turn_id for t in pending.for_device("d1")] == ["t1", "t2"]
+    earlier, later = ConversationMemory(), ConversationMemory()
+    pending.merge_into("d1", earlier, read_at=-1.0)
+    pending.merge_into("d1", later, read_at=1.0)
+    assert earlier.turns() == [("hi", "hello"), ("new", "answer")]
+    assert later.turns() == [("hi", "hello")]
+    now[0] = 5.0
     assert [t.turn_id for t in pending.for_device("d1")] == ["t1"]
     pending.add("d2", PendingTurn("t3", "a", "b"))
     pending.add("d3", PendingTurn("t4", "c", "d"))  # evicts d1, the least recent
@@ -129,4 +140,21 @@ def test_memory_from_verify_messages_and_pending_merge() -> None:
     pending.forget("d2")
     assert pending.for_device("d2") == []
     pending.persisted(["t4"])
+    assert [t.turn_id for t in pending.for_device("d3")] == ["t4"]
+    now[0] = 10.0
     assert pending.for_device("d3") == []
+
+
+def test_a_turn_stored_during_a_verify_is_still_merged() -> None:
+    """The race a reconnect right after a turn runs into: the verify reads the memory
+    before the turn's record commits, and the record's confirmation arrives before
+    the verify's answer."""
+    now = [0.0]
+    pending = PendingTurns(clock=lambda: now[0])
+    pending.add("d1", PendingTurn("t1", "what is the weather", "Sunny."))
+    read_at = now[0]
+    from_verify = ConversationMemory.from_messages([])  # read before the commit
+    now[0] = 0.1
+    pending.persisted(["t1"])  # the record's answer comes before the verify's
+    pending.merge_into("d1", from_verify, read_at=read_at)
+    assert from_verify.turns() == [("what is the weather", "Sunny.")]

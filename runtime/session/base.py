@@ -1,0 +1,295 @@
+"""What a device session and a browser session share.
+
+Both hold an agent, a bounded memory, a pipeline with its VAD stream, one
+utterance being heard and one turn running, a single writer (the outbox), and
+a record of themselves. `VoiceSession.run()` is the one lifecycle — register,
+record the opening, start the writer, serve, tear down in a fixed order,
+record the close — and subclasses fill in hooks instead of calling `super()`:
+
+- `_serve()` (required): handshake and receive loop; returns the close reason.
+- `_on_start()`: after registration (a device claims its device slot).
+- `_on_end(still_current)`: after tear-down (a device frees its decoder and
+  reports itself offline unless a newer socket took over).
+
+A turn's bookkeeping is shared the same way: `_turn_scope()` numbers it,
+turns a bug in it into a failed turn (`_turn_failed()` tells the client),
+records it whatever happens, then calls `_turn_ended()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.pipeline.errors import ProviderError
+from runtime.pipeline.interfaces import LlmRequest, Message, Pipeline, Transcript, VadStream
+from runtime.protocol.errors import CloseCode, ProtocolError
+from runtime.session.agent import TurnConfig, turn_config
+from runtime.session.context import RuntimeContext
+from runtime.session.machine import Outcome
+from runtime.session.memory import ConversationMemory
+from runtime.session.outbox import CloseSocket, Outbox
+from runtime.session.socket import AsgiSocket
+from runtime.session.turn import Reply, TurnMarks, Utterance
+
+log = logging.getLogger("opendot.runtime.session")
+
+STT_FINAL_TIMEOUT_S = 15.0
+MAX_ERROR_EVENTS = 10  # protocol-error events recorded per session (the counter counts all)
+WRITER_CLOSE_TIMEOUT_S = 1.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(slots=True)
+class TurnState:
+    """What a turn leaves for its record, filled in as it goes."""
+
+    turn_id: str
+    index: int
+    marks: TurnMarks
+    transcript: str = ""
+    reply_text: str = ""
+    outcome: Outcome = Outcome.FAILED
+    error: str | None = None
+    reply: Reply | None = None
+
+
+class VoiceSession:
+    kind: str
+    device_uuid: str | None = None  # a device session's platform uuid
+
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        socket: AsgiSocket,
+        outbox: Outbox,
+        *,
+        user_id: str,
+        agent: Mapping[str, Any] | None,
+        memory: ConversationMemory,
+    ) -> None:
+        self.ctx = ctx
+        self.socket = socket
+        self.outbox = outbox
+        self.user_id = user_id
+        self.session_id = str(uuid.uuid4())
+        self._loop = asyncio.get_running_loop()
+        self.last_input = self._loop.time()
+        self.agent = agent
+        self.config = turn_config(agent, ctx.settings)
+        self.memory = memory
+        self.pipeline: Pipeline | None = None
+        self._vad: VadStream | None = None
+        self._utterance: Utterance | None = None
+        self._turn: asyncio.Task[None] | None = None
+        self._cancel_outcome: Outcome | None = None
+        self._turn_index = 0
+        self._error_events = 0
+        self.closing = False
+
+    # --- LiveSession -----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    def close(self, code: int, reason: str) -> None:
+        self.closing = True
+        self.outbox.control(CloseSocket(code, reason))
+
+    def update_agent(self, agent: Mapping[str, Any] | None) -> None:
+        """A new configuration for this session (sessions that follow one override this)."""
+
+    def forget_memory(self) -> None:
+        self.memory.clear()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        ctx.registry.add(self)
+        self._on_start()
+        ctx.metrics.sessions_opened.inc(kind=self.kind)
+        ctx.records.open_session(
+            {
+                "sessionId": self.session_id,
+                "kind": self.kind,
+                "userId": self.user_id,
+                "agentId": self.config.agent_id,
+                "deviceId": self.device_uuid or None,
+                "protocolVersion": self._protocol_version(),
+                "runtimeInstance": ctx.instance,
+                "startedAt": now_iso(),
+            }
+        )
+        writer = asyncio.create_task(self.outbox.run(), name=f"{self.kind}-writer")
+        reason = "disconnected"
+        try:
+            reason = await self._serve()
+        except Exception:
+            # A bug here must cost one session, never the process or its neighbours.
+            log.exception("%s session %s failed", self.kind, self.session_id)
+            reason = "internal error"
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            await self._tear_down(writer, reason)
+
+    async def _serve(self) -> str:  # pragma: no cover - every session implements it
+        raise NotImplementedError
+
+    def _on_start(self) -> None:
+        """Hook: runs once the session is registered."""
+
+    def _on_end(self, still_current: bool) -> None:
+        """Hook: runs after tear-down; `still_current` is False for a replaced device."""
+
+    def _protocol_version(self) -> int | None:
+        return None
+
+    async def _tear_down(self, writer: asyncio.Task[None], reason: str) -> None:
+        self.closing = True
+        if self.busy and self._turn is not None:
+            self._cancel_outcome = Outcome.ABORTED
+            self._turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._turn
+        if self._utterance is not None:
+            await self._utterance.cancel()
+            self._utterance = None
+        if not writer.done():
+            self.outbox.control(CloseSocket(CloseCode.NORMAL, reason))
+            try:
+                await asyncio.wait_for(writer, timeout=WRITER_CLOSE_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+        if self._vad is not None:
+            self._vad.close()
+            self._vad = None
+        still_current = self.ctx.registry.remove(self, self.device_uuid)
+        self.ctx.records.close_session(
+            {"sessionId": self.session_id, "endedAt": now_iso(), "reason": reason}
+        )
+        self._on_end(still_current)
+
+    # --- records -------------------------------------------------------------------
+
+    def _event(self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None) -> None:
+        self.ctx.records.add_event(
+            {
+                "id": str(uuid.uuid4()),
+                "sessionId": self.session_id,
+                "turnId": turn_id,
+                "kind": kind,
+                "payload": dict(payload),
+                "createdAt": now_iso(),
+            }
+        )
+
+    def _note_protocol_error(self, error: ProtocolError) -> None:
+        """Count and record a malformed input; close when it is fatal."""
+        self.ctx.metrics.protocol_errors.inc(kind=self.kind)
+        log.info("%s session %s protocol error: %s", self.kind, self.session_id, error.message)
+        if self._error_events < MAX_ERROR_EVENTS:
+            self._error_events += 1
+            self._event("protocol_error", {"message": error.message, "fatal": error.fatal})
+        if error.fatal and error.close_code is not None:
+            self.close(error.close_code, error.message)
+
+    def _provider_error(self, stage: str, exc: ProviderError) -> None:
+        self.ctx.metrics.provider_errors.inc(stage=stage)
+        self._event("provider_error", {"stage": stage, "message": str(exc)})
+
+    def _record_turn(self, turn: TurnState) -> None:
+        ctx = self.ctx
+        ctx.metrics.turns.inc(kind=self.kind, outcome=turn.outcome.value)
+        for name in ("stt_final", "llm_first_token", "first_chunk", "first_audio"):
+            value = turn.marks.since_speech_end(name)
+            if value is not None:
+                ctx.metrics.stage_latency.observe(value, stage=name)
+        ctx.records.add_turn(
+            {
+                "id": turn.turn_id,
+                "sessionId": self.session_id,
+                "turnIndex": turn.index,
+                "transcript": turn.transcript,
+                "replyText": turn.reply_text,
+                "outcome": turn.outcome.value,
+                "error": turn.error,
+                "marks": turn.marks.to_record(),
+            }
+        )
+
+    # --- turns ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _turn_scope(
+        self, marks: TurnMarks, turn_id: str | None = None
+    ) -> AsyncIterator[TurnState]:
+        index, self._turn_index = self._turn_index, self._turn_index + 1
+        turn = TurnState(turn_id or str(uuid.uuid4()), index, marks)
+        try:
+            yield turn
+        except asyncio.CancelledError:
+            turn.outcome = self._cancel_outcome or Outcome.INTERRUPTED
+            if turn.reply is not None:
+                turn.reply_text = turn.reply.text  # what was said before the cut
+            raise
+        except Exception as exc:
+            log.exception("%s turn failed", self.kind)
+            turn.error = f"{type(exc).__name__}: {exc}"
+            self._turn_failed()
+        finally:
+            if turn.reply is not None:
+                await turn.reply.aclose()
+            marks.mark("ended")
+            self._record_turn(turn)
+            self._turn_ended(turn)
+
+    def _turn_failed(self) -> None:
+        """Hook: tell the client a turn broke (the turn is recorded as failed)."""
+
+    def _turn_ended(self, turn: TurnState) -> None:
+        """Hook: a turn has been recorded."""
+
+    def _new_utterance(self) -> Utterance:
+        assert self.pipeline is not None
+        return Utterance(self.pipeline.stt, self.config.stt, on_transcript=self._on_transcript)
+
+    def _on_transcript(self, transcript: Transcript) -> None:
+        """Hook: every transcript the utterance's STT produces."""
+
+    def _is_noise(self, transcript: str) -> bool:
+        return len("".join(transcript.split())) < self.config.min_transcript_chars
+
+    def _reply_to(
+        self, pipeline: Pipeline, config: TurnConfig, transcript: str, marks: TurnMarks
+    ) -> Reply:
+        """The streamed answer to `transcript`, given the conversation so far."""
+        request = LlmRequest(
+            instructions=config.instructions,
+            messages=[*self.memory.messages(), Message("user", transcript)],
+            settings=config.llm_settings,
+            model=config.llm_model,
+        )
+        return Reply(pipeline, request, config.tts, marks, on_provider_error=self._provider_error)
+
+    def _conclude(self, turn: TurnState) -> None:
+        """Settle a spoken reply's outcome; a complete exchange joins the memory."""
+        reply = turn.reply
+        assert reply is not None
+        turn.reply_text = reply.text
+        if reply.llm_error is None and not reply.tts_failed:
+            turn.outcome, turn.error = Outcome.COMPLETED, None
+            self.memory.add(turn.transcript, reply.text)
+        else:
+            turn.outcome = Outcome.FAILED
+            turn.error = str(reply.llm_error or "speech synthesis failed")
