@@ -21,6 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_json
+
 from functions.models import VoiceAgent
 from shared import agent_config
 
@@ -29,11 +31,18 @@ DEFAULT_MAX_VERSIONS = 512  # a few KiB each: a couple of MiB at most
 
 @dataclass(frozen=True, slots=True)
 class AgentContent:
-    """The version-dependent part of a public VoiceAgent, already JSON-ready."""
+    """The version-dependent part of a public VoiceAgent, as JSON-ready values and as JSON.
+
+    `architecture_realtime_json` is `"architecture":...,"realtime":{...}` (two
+    members, no braces) and `pipeline_json` the array: the pieces
+    `functions.state_store` splices into the response.
+    """
 
     architecture: str
     realtime: dict[str, Any]
     pipeline: list[dict[str, Any]]
+    architecture_realtime_json: bytes
+    pipeline_json: bytes
 
 
 def content_of(
@@ -60,7 +69,14 @@ def content_of(
         "updatedAt": "",
     }
     dumped = VoiceAgent.model_validate({**placeholder, **normalised}).model_dump(mode="json")
-    return AgentContent(dumped["architecture"], dumped["realtime"], dumped["pipeline"])
+    members = to_json({"architecture": dumped["architecture"], "realtime": dumped["realtime"]})
+    return AgentContent(
+        dumped["architecture"],
+        dumped["realtime"],
+        dumped["pipeline"],
+        members[1:-1],
+        to_json(dumped["pipeline"]),
+    )
 
 
 class AgentContentCache:

@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 import asyncpg
-import pydantic_core
+from pydantic_core import to_json
 
 from functions.agent_cache import AgentContentCache, content_of
 
@@ -140,24 +140,39 @@ async def platform_state(conn: asyncpg.Connection, user_id: str, cache: AgentCon
             found = contents.get(key)
             if found is not None:
                 cache.put(key, found)
-    shaped = []
-    for agent in agents:
+    # Spliced rather than serialised whole: an agent's content is most of the
+    # body (~9 KiB each) and is already JSON in the cache. Compact JSON has no
+    # whitespace, so the pieces join into exactly what one to_json would give.
+    parts = [b'{"agents":[']
+    for index, agent in enumerate(agents):
         content = contents.get(agent["versionId"] or _NO_VERSION)
         if content is None:  # the version vanished between the two statements
             content = content_of(None, None)
-        shaped.append(
-            {
-                "id": agent["id"],
-                "name": agent["name"],
-                "description": agent["description"],
-                "architecture": content.architecture,
-                "realtime": content.realtime,
-                "status": agent["status"],
-                "version": agent["version"],
-                "createdAt": agent["createdAt"],
-                "updatedAt": agent["updatedAt"],
-                "pipeline": content.pipeline,
-            }
+        head = {"id": agent["id"], "name": agent["name"], "description": agent["description"]}
+        tail = {
+            "status": agent["status"],
+            "version": agent["version"],
+            "createdAt": agent["createdAt"],
+            "updatedAt": agent["updatedAt"],
+        }
+        parts += (
+            b"," if index else b"",
+            to_json(head)[:-1],
+            b",",
+            content.architecture_realtime_json,
+            b",",
+            to_json(tail)[1:-1],
+            b',"pipeline":',
+            content.pipeline_json,
+            b"}",
         )
-    state["agents"] = shaped
-    return pydantic_core.to_json(state)
+    parts += (
+        b'],"devices":',
+        to_json(state["devices"]),
+        b',"userSettings":',
+        to_json(state["userSettings"]),
+        b',"apiKeys":',
+        to_json(state["apiKeys"]),
+        b"}",
+    )
+    return b"".join(parts)
