@@ -70,25 +70,27 @@ async def serve(app: Any) -> AsyncIterator[tuple[uvicorn.Server, int]]:
 
 async def test_reads_ahead_a_little_then_pauses_and_loses_nothing() -> None:
     app = SlowReader()
-    async with serve(app) as (server, port):
-        async with connect(f"ws://127.0.0.1:{port}/ws", compression=None) as ws:
-            sent_at = []
-            for i in range(MESSAGES):
-                sent_at.append(time.monotonic())
-                await ws.send(i.to_bytes(4, "big") + bytes(SIZE - 4))
-            await asyncio.sleep(0.3 * T)  # everything is in flight; the app reads nothing
-            try:
-                (protocol,) = server.server_state.connections
-                assert isinstance(protocol, RuntimeWebSocketProtocol)
-                assert protocol.read_paused
-                # Frames of the read that crossed the mark are queued too: at most
-                # one read's worth (64 KiB) beyond it.
-                queued = protocol.queue.qsize()
-                assert READ_HIGH_WATER <= queued <= READ_HIGH_WATER + 65_536 // SIZE
-                assert queued < MESSAGES // 4
-            finally:
-                app.go.set()
-            await asyncio.wait_for(app.done.wait(), 10 * T)
+    async with (
+        serve(app) as (server, port),
+        connect(f"ws://127.0.0.1:{port}/ws", compression=None) as ws,
+    ):
+        sent_at = []
+        for i in range(MESSAGES):
+            sent_at.append(time.monotonic())
+            await ws.send(i.to_bytes(4, "big") + bytes(SIZE - 4))
+        await asyncio.sleep(0.3 * T)  # everything is in flight; the app reads nothing
+        try:
+            (protocol,) = server.server_state.connections
+            assert isinstance(protocol, RuntimeWebSocketProtocol)
+            assert protocol.read_paused
+            # Frames of the read that crossed the mark are queued too: at most
+            # one read's worth (64 KiB) beyond it.
+            queued = protocol.queue.qsize()
+            assert READ_HIGH_WATER <= queued <= READ_HIGH_WATER + 65_536 // SIZE
+            assert queued < MESSAGES // 4
+        finally:
+            app.go.set()
+        await asyncio.wait_for(app.done.wait(), 10 * T)
     numbers = [int.from_bytes(m["bytes"][:4], "big") for m in app.received]
     assert numbers == list(range(MESSAGES))
     arrivals = [m[ARRIVED] for m in app.received]
