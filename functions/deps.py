@@ -48,7 +48,7 @@ def user_setup(identity: Identity) -> str:
         args = ", ".join(
             (
                 uuid_literal(identity.user_id),
-                literal("dev" if identity.provider == "dev" else identity.provider),
+                literal(identity.provider),
                 literal(
                     identity.user_id if identity.provider != "local" else identity.email.lower()
                 ),

@@ -539,7 +539,7 @@ def _rows(
 
     return [
         row(
-            f"cold import functions.handler (median of {cold['runs']})",
+            f"cold import functions.handler (median of {cold['runs']}, load {loads['cold'][0]})",
             cold["handler_ms"],
             TARGET_IMPORT_MS,
             cpu_ms=round(cold["handler_cpu_ms"], 1),
@@ -550,7 +550,7 @@ def _rows(
         row("  import fastapi alone", cold["fastapi_ms"]),
         row("  floor + a one-route FastAPI app with a pydantic model", cold["app_floor_ms"]),
         row(
-            f"  handler / floor, CPU time: {cold['handler_over_floor_cpu']:.2f}x",
+            f"  CPU time above the floor (handler = {cold['handler_over_floor_cpu']:.2f}x floor)",
             cold["handler_cpu_ms"] - cold["floor_cpu_ms"],
             ratio=round(cold["handler_over_floor_cpu"], 3),
             note="ms = CPU time above the floor",
@@ -560,7 +560,7 @@ def _rows(
         row("  cold start total (import + first request)", cold["cold_total_ms"]),
         row("  second request in that interpreter", cold["second_request_ms"]),
         row(
-            "warm GET /api/platform-state p50 (Mangum)",
+            f"warm GET /api/platform-state p50 (Mangum, load {loads['warm'][0]})",
             warm["p50_ms"],
             TARGET_WARM_P50_MS,
             load=loads["warm"],
@@ -569,13 +569,13 @@ def _rows(
         row("  p50 without statement cache (transaction pooler)", warm["pooler_p50_ms"]),
         row("  p99 without statement cache (transaction pooler)", warm["pooler_p99_ms"]),
         row(
-            f"  floor: GET /health via Mangum (state = {warm['state_over_health']:.2f}x)",
+            f"  GET /health via Mangum, 3 round trips (state = {warm['state_over_health']:.2f}x)",
             warm["health_p50_ms"],
             ratio=round(warm["state_over_health"], 3),
         ),
         row("  floor: one asyncpg round trip (select 1)", warm["round_trip_p50_ms"]),
         row(
-            "cached ES256 verify (API verifier)",
+            f"cached ES256 verify (API verifier, load {loads['jwt'][0]})",
             jwt_["es256_ms"],
             TARGET_VERIFY_MS,
             load=loads["jwt"],
