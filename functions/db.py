@@ -6,7 +6,10 @@ pooler prepared statements cannot be cached, so `statement_cache_size=0` then.
 
 Every request runs in ONE transaction. User requests switch to the
 `authenticated` role with the verified claims, so RLS decides what the request
-may see; internal (runtime) requests switch to `service_role`.
+may see; internal (runtime) requests switch to `service_role`. The switch is
+sent with BEGIN as one message (one round trip, also behind the pooler), and
+both settings are transaction-local, which is why releasing a connection
+needs no reset query.
 """
 
 from __future__ import annotations
