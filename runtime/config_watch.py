@@ -54,7 +54,7 @@ async def refresh_device(ctx: RuntimeContext, device_uuid: str) -> bool:
     previous = _agent_id(session.agent)
     session.update_agent(agent)
     log.info("device %s: configuration updated", device_uuid)
-    if ctx.settings.reset_memory_on_agent_change and _agent_id(agent) != previous:
+    if _agent_id(agent) != previous:
         try:
             await ctx.reset_device_memory(device_uuid)
         except ApiError as exc:

@@ -130,14 +130,7 @@ class RuntimeSettings(CommonSettings):
     listen_for_config: bool = Field(
         default=True,
         alias="RUNTIME_LISTEN_CONFIG",
-        description="LISTEN on opendot_device_config and opendot_device_memory when "
-        "POSTGRES_URI is set.",
-    )
-    reset_memory_on_agent_change: bool = Field(
-        default=True,
-        alias="RUNTIME_RESET_MEMORY_ON_AGENT_CHANGE",
-        description="When a connected device is rebound to another agent, start its "
-        "conversation afresh (here and in the database).",
+        description="LISTEN on opendot_device_config when POSTGRES_URI is set.",
     )
     instance_id: str | None = Field(
         default=None, alias="RUNTIME_INSTANCE_ID", description="Name in session records."
