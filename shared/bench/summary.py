@@ -147,7 +147,7 @@ def _functions(results: Any, quick: bool) -> list[Row]:
         return [Row("functions", "results", "missing", "", None, note="expected a list")]
     rows = []
     for item in results:
-        metric = str(get(item, "metric") or "?").strip()
+        metric = str(get(item, "metric") or "?").rstrip()  # indent = sub-figure
         target = number(get(item, "target_ms"))
         if target is None:
             rows.append(report("functions", metric, get(item, "ms"), "ms"))
