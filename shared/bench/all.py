@@ -91,6 +91,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"seconds one bench may take before it is stopped ({DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument("--details", action="store_true", help="also print each bench's own table")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        type=Path,
+        help="run nothing: print the summary of a run saved with --json",
+    )
 
 
 def selected(only: str | None) -> list[Bench]:
@@ -259,7 +265,33 @@ def database_server(url: str | None, needed: bool) -> Iterator[str | None]:
         yield resolved
 
 
+def resummarise(path: Path) -> str:
+    """The summary table of a saved `--json` document, with today's targets."""
+    document = json.loads(path.read_text())
+    outcomes = [
+        Outcome(
+            name,
+            list(bench.get("command") or []),
+            seconds=float(bench.get("seconds") or 0.0),
+            exit_code=bench.get("exit_code"),
+            results=bench.get("results"),
+            error=bench.get("error"),
+        )
+        for name, bench in document["benches"].items()
+    ]
+    rows = summarise(outcomes, document["total_seconds"], quick=bool(document.get("quick")))
+    seconds = {o.name: o.seconds for o in outcomes}
+    return format_summary(rows, outcomes_seconds=seconds, info=document.get("machine"))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:
+        try:
+            print(resummarise(args.from_json))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            print(f"opendot bench all: cannot read {args.from_json}: {exc}", file=sys.stderr)
+            return 1
+        return 0
     benches = selected(args.only)
     info = machine()
     outcomes: list[Outcome] = []

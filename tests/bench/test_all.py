@@ -229,3 +229,28 @@ def test_quick_smoke_of_the_database_benches(pg_server_url: str, tmp_path: Path)
     assert any(row["metric"].startswith("cached ES256 verify") for row in targets), targets
     assert all(row["met"] in (True, False) for row in targets if row["target"] != "report")
     assert "opendot bench all — summary" in result.stdout
+    # The saved run gives the same table without running anything.
+    again = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "bench", "all", "--from-json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60 * TEST_TIME_UNIT,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    table = result.stdout[result.stdout.index("opendot bench all — summary") :]
+
+    def stable(text: str) -> list[str]:  # wall times are rounded in the JSON
+        return [line for line in text.splitlines()[1:] if "wall time" not in line]
+
+    assert stable(again.stdout) == stable(table)
+
+
+def test_from_json_refuses_a_file_that_is_not_a_saved_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"benches": []}')
+    args = build_parser().parse_args(["bench", "all", "--from-json", str(bad)])
+    assert suite.run(args) == 1
+    assert "cannot read" in capsys.readouterr().err
