@@ -18,8 +18,11 @@ process (pinned to CPU 1), speaking the device protocol over real sockets.
     machine's other processes cost us). The largest N whose p99 frame lag is
     below 20 ms, with the generator on time and no backlog left on the server,
     is sustained, judged on the median of three 2 s windows (a neighbour's
-    burst on a shared machine spoils one window, not the level). The server's
-    CPU share per level gives the capacity a fully available core would have.
+    burst on a shared machine spoils one window, not the level); a level that
+    fails while the server waited for its core (run-queue wait from
+    /proc/<pid>/schedstat above 5 %) is measured again, up to three times. The
+    server's CPU share per level gives the capacity a fully available core
+    would have.
 (c) RSS per session: server RSS growth per idle session (hello done) and per
     streaming session (listening, decoder allocated, frames flowing).
 (d) lifetime: 10,000 sessions opened and closed, 20 at a time, each sending
@@ -114,6 +117,20 @@ def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's threads were ready to run but waited for a CPU: time
+    other processes took from it (/proc/<pid>/task/*/schedstat, second field)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),
+                open(f"/proc/{pid}/task/{task}/schedstat") as f,
+            ):
+                total += int(f.read().split()[1])
+    return total / 1e9
 
 
 def _rss_kib(pid: int) -> int:
@@ -400,6 +417,9 @@ async def _bench_memory(port: int, pid: int, quiet: bytes, count: int) -> dict[s
 CONCURRENCY_LEVELS = (50, 100, 200, 300, 400, 500, 600)
 QUICK_LEVELS = (50, 100)
 LAG_LIMIT_S = 0.020  # the issue's criterion: p99 frame-processing lag < 20 ms
+CONTENDED = 0.05  # runqueue wait share above which a level says more about the machine
+ATTEMPTS = 3  # measurements of a level that fails while contended
+RETRY_BUDGET_S = 90.0  # no new attempt once the concurrency part has run this long
 
 
 async def _bench_level(
@@ -416,6 +436,7 @@ async def _bench_level(
         load_before = os.getloadavg()[0]
         first = before = await _metrics(port)
         cpu_before = _cpu_s(pid)
+        wait_before = _runqueue_wait_s(pid)
         started = time.perf_counter()
         sent = 0
         for _ in range(windows):
@@ -427,6 +448,7 @@ async def _bench_level(
         await asyncio.sleep(0.1)  # the last frames reach the server
         elapsed = time.perf_counter() - started
         cpu = (_cpu_s(pid) - cpu_before) / elapsed
+        waited = (_runqueue_wait_s(pid) - wait_before) / elapsed
         last = await _metrics(port)
     finally:
         await asyncio.gather(*(d.close() for d in devices))
@@ -445,6 +467,10 @@ async def _bench_level(
         "loop_lag_p99_ms": round(_p99_from(first["loop"], last["loop"]) * 1000, 2),
         "loop_lag_p99_median_window_ms": round(statistics.median(loop_p99s) * 1000, 2),
         "server_cpu": round(cpu, 3),
+        # Share of the wall time the server was runnable but another process had its
+        # core: above CONTENDED the level measured the neighbours, not the runtime.
+        "server_runqueue_wait": round(waited, 3),
+        "contended": waited > CONTENDED,
         # Load-independent capacity: sessions one fully available core would carry.
         "sessions_per_core": round(n / cpu) if cpu > 0 else None,
         "client_kept_up": client_kept_up,
@@ -461,16 +487,25 @@ async def _bench_concurrency(
     stays under 20 ms is sustained. On a shared machine a neighbour's burst (or the
     collection of the previous level's closed sessions) can spoil a few seconds, so
     each level is measured in three windows and judged by the median window's p99;
-    the whole level's p99 is reported too. The ramp stops after two failed levels."""
+    the whole level's p99 is reported too. A level that fails while the server
+    waited for its core (run-queue wait above 5 % of the time) is measured again,
+    up to three times while the part is under 90 s old. The ramp stops after two
+    failed levels."""
     levels = [n for n in (QUICK_LEVELS if quick else CONCURRENCY_LEVELS) if n <= ceiling]
     windows, window_s = (3, 1.0) if quick else (3, 2.0)
     rows: list[dict[str, Any]] = []
     sustained, failures, index = 0, 0, 100_000
+    deadline = time.perf_counter() + RETRY_BUDGET_S
     for n in levels:
-        row = await _bench_level(port, pid, quiet, n, index, windows, window_s)
-        index += n
+        for attempt in range(1, ATTEMPTS + 1):
+            row = await _bench_level(port, pid, quiet, n, index, windows, window_s)
+            row["attempt"] = attempt
+            index += n
+            await asyncio.sleep(0.5)
+            # Measure again only when another process took the core meanwhile.
+            if row["meets_criterion"] or not row["contended"] or time.perf_counter() > deadline:
+                break
         rows.append(row)
-        await asyncio.sleep(0.5)
         if row["meets_criterion"]:
             sustained, failures = n, 0
         else:
@@ -564,8 +599,10 @@ def format_table(results: Mapping[str, Any]) -> str:
             f"frame lag p99 {level['frame_lag_p99_ms']} ms (windows {windows})  "
             f"loop lag p99 {level['loop_lag_p99_ms']} ms  "
             f"server CPU {level['server_cpu']:.0%} (~{level['sessions_per_core']}/core)  "
-            f"load {level['load_average_1m']}  "
+            f"waited {level['server_runqueue_wait']:.0%}  load {level['load_average_1m']}  "
             + ("ok" if level["meets_criterion"] else "FAILS")
+            + (" (contended)" if level["contended"] and not level["meets_criterion"] else "")
+            + (f" (attempt {level['attempt']})" if level["attempt"] > 1 else "")
             + (f"  ({', '.join(notes)})" if notes else "")
         )
     lines.append(
