@@ -8,6 +8,7 @@ agent at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,14 +38,19 @@ class TurnConfig:
     encoding: str = "mp3"
 
 
-def _llm_settings(agent: Agent | None) -> dict[str, Any]:
-    keys = [
+@functools.cache
+def _llm_keys() -> tuple[str, ...]:
+    # default_stages() parses JSON for a fresh copy: once per process, not per session.
+    return tuple(
         s["key"]
         for stage in agent_config.default_stages()
         if stage["id"] == "llm"
         for s in stage["settings"]
-    ]
-    return {key: agent_config.setting_value(agent, "llm", key) for key in keys}
+    )
+
+
+def _llm_settings(agent: Agent | None) -> dict[str, Any]:
+    return {key: agent_config.setting_value(agent, "llm", key) for key in _llm_keys()}
 
 
 def instructions_for(agent: Agent | None) -> str:
