@@ -130,7 +130,7 @@ class RuntimeSettings(CommonSettings):
     listen_for_config: bool = Field(
         default=True,
         alias="RUNTIME_LISTEN_CONFIG",
-        description="LISTEN on opendot_device_config when POSTGRES_URI is set.",
+        description="LISTEN for device config and memory changes when POSTGRES_URI is set.",
     )
     instance_id: str | None = Field(
         default=None, alias="RUNTIME_INSTANCE_ID", description="Name in session records."
