@@ -137,7 +137,8 @@ async def memory(
         " join public.voice_sessions s on s.id = t.session_id"
         " left join public.device_state ds on ds.device_id = s.device_id"
         " where s.device_id = $1 and t.outcome = 'completed'"
-        " and (ds.memory_reset_at is null or t.created_at > ds.memory_reset_at)"
+        " and (ds.memory_reset_at is null"
+        " or coalesce(t.ended_at, t.created_at) > ds.memory_reset_at)"
         " order by s.started_at desc, t.turn_index desc limit $2",
         device_id,
         limit_turns,

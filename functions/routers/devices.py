@@ -173,6 +173,21 @@ async def delete_device(device_key: str, ctx: UserDb) -> Ok:
     return Ok()
 
 
+@router.post("/dot-devices/{device_key}/memory/reset", response_model=Ok)
+async def reset_device_memory(device_key: str, ctx: UserDb) -> Ok:
+    """Forget the device's conversation: later sockets start with an empty memory, and a
+    runtime holding the device now is told through NOTIFY opendot_device_memory."""
+    row = await devices_store.find_row(ctx.conn, device_key)
+    if row is None:
+        raise NotFound(_NOT_FOUND)
+    await ctx.conn.execute(
+        "insert into public.device_state (device_id, memory_reset_at) values ($1, now())"
+        " on conflict (device_id) do update set memory_reset_at = now(), updated_at = now()",
+        row["id"],
+    )
+    return Ok()
+
+
 @router.post("/device-activations/claim", status_code=201, response_model=DeviceEnvelope)
 async def claim(body: ClaimBody, ctx: UserDb) -> DeviceEnvelope:
     code = normalize_code(body.code)

@@ -285,6 +285,69 @@ async def test_bound_agent_reaches_device_pinned_or_following(
     assert device["id"] in notices
 
 
+async def _record_turn(
+    client: httpx.AsyncClient, user: dict[str, str], device: dict, text: str, ended_at: str
+) -> None:
+    session_id = str(uuid.uuid4())
+    opened = await client.post(
+        "/api/internal/runtime/sessions/open",
+        json={
+            "sessionId": session_id,
+            "kind": "device",
+            "userId": user["id"],
+            "agentId": None,
+            "deviceId": device["id"],
+            "protocolVersion": 1,
+            "runtimeInstance": "rt-1",
+            "startedAt": ended_at,
+        },
+        headers=internal_headers(),
+    )
+    assert opened.status_code == 201, opened.text
+    turn = {
+        "id": str(uuid.uuid4()),
+        "sessionId": session_id,
+        "turnIndex": 0,
+        "transcript": text,
+        "replyText": f"re: {text}",
+        "outcome": "completed",
+        "error": None,
+        "marks": {"endedAt": ended_at},
+    }
+    stored = await client.post(
+        "/api/internal/runtime/records",
+        json={"turns": [turn], "events": []},
+        headers=internal_headers(),
+    )
+    assert stored.status_code == 200, stored.text
+
+
+async def test_owner_resets_device_memory(client: httpx.AsyncClient, database_url: str) -> None:
+    user, stranger = await signup(client), await signup(client)
+    mac, token, device = await pair_by_code(client, user)
+    await _record_turn(client, user, device, "my name is Ada", "2026-11-24T10:00:00Z")
+    assert len((await verify(client, token, mac)).json()["memory"]) == 2
+
+    path = f"/api/dot-devices/{device['id']}/memory/reset"
+    assert (await client.post(path, headers=auth(stranger))).status_code == 404
+    assert len((await verify(client, token, mac)).json()["memory"]) == 2
+
+    listen = await asyncpg.connect(database_url)
+    notices: list[str] = []
+    await listen.add_listener("opendot_device_memory", lambda *a: notices.append(a[3]))
+    try:
+        reset = await client.post(path, headers=auth(user))
+        assert reset.status_code == 200 and reset.json() == {"ok": True}
+        await listen.execute("select 1")  # let the notification arrive
+    finally:
+        await listen.close()
+    assert notices == [device["id"]]
+    assert (await verify(client, token, mac)).json()["memory"] == []
+    # A turn that ended before the reset but reached the API after it stays forgotten.
+    await _record_turn(client, user, device, "late record", "2026-11-24T10:00:01Z")
+    assert (await verify(client, token, mac)).json()["memory"] == []
+
+
 async def test_device_state_and_memory(client: httpx.AsyncClient) -> None:
     user = await signup(client)
     mac, token, device = await pair_by_code(client, user)
