@@ -28,6 +28,7 @@ class FakeRecognition:
         self.seam, self.on_event = seam, on_event
         self.audio = bytearray()
         self.stopped = False
+        self._last: threading.Thread | None = None
 
     def write(self, pcm: bytes) -> None:
         self.audio += pcm
@@ -42,12 +43,18 @@ class FakeRecognition:
         self.stopped = True
 
     def _later(self, events: list[tuple[str, str, str | None]]) -> None:
-        # The SDK calls back on its own threads.
+        # The SDK calls back on its own threads, but in order: each batch waits for
+        # the one before it (otherwise the end of input could overtake interims).
+        previous = self._last
+
         def run() -> None:
+            if previous is not None:
+                previous.join()
             for event in events:
                 self.on_event(*event)
 
-        threading.Thread(target=run).start()
+        self._last = threading.Thread(target=run)
+        self._last.start()
 
 
 class FakeSeam:
