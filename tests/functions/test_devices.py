@@ -157,17 +157,28 @@ async def test_claim_conflict_and_brute_force(make_client: AppFactory) -> None:
     client = await make_client()
     owner, other = await signup(client), await signup(client)
     mac = _mac()
-    # The owner registered this serial by hand (no credential); the hardware then
-    # bootstraps and someone else tries to claim it.
-    paired = await client.post(
-        "/api/dot-devices", headers=auth(owner), json={"name": "Mine", "serialNumber": mac}
+    # Someone typed this serial in by hand (no credential): that proves nothing, so
+    # the person who hears the device's code still claims it.
+    squat = await client.post(
+        "/api/dot-devices", headers=auth(other), json={"name": "Not mine", "serialNumber": mac}
     )
-    assert paired.status_code == 201
+    assert squat.status_code == 201
     ota = (await bootstrap(client, mac)).json()
+    # A second pending request naming the same serial (say, the board re-flashed).
+    second = (await bootstrap(client, _mac(), serialNumber=mac)).json()
+    claimed = await client.post(
+        "/api/device-activations/claim",
+        headers=auth(owner),
+        json={"code": ota["activation"]["code"]},
+    )
+    assert claimed.status_code == 201, claimed.text
+    assert (await activate(client, mac)).status_code == 200
+    # Once it holds a credential in the owner's account, another code for the same
+    # serial cannot be claimed by anyone else.
     conflict = await client.post(
         "/api/device-activations/claim",
         headers=auth(other),
-        json={"code": ota["activation"]["code"]},
+        json={"code": second["activation"]["code"]},
     )
     assert conflict.status_code == 409
     assert conflict.json() == {"error": "This device is already paired to another account."}
