@@ -244,7 +244,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        tasks = [
+        tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(records.run(), name="records"),
             asyncio.create_task(_sweep(ctx), name="idle-sweep"),
             asyncio.create_task(_loop_lag(metrics), name="loop-lag"),
@@ -257,6 +257,9 @@ def create_app(
                     watch_device_config(ctx, settings.postgres_uri), name="config-watch"
                 )
             )
+        if pipeline_factory is None and settings.warm_local_engines:
+            # Off the event loop: sockets are served while the models load.
+            tasks.append(asyncio.create_task(asyncio.to_thread(warm_local_engines), name="warm"))
         # Everything imported and built so far lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall every socket.
         gc.freeze()
@@ -286,6 +289,29 @@ def create_app(
         lifespan=lifespan,
     )
     return RuntimeApp(ctx, http)
+
+
+def warm_local_engines() -> list[str]:
+    """Load the offline engines a keyless pipeline uses, once per process, so the first
+    spoken turn does not pay for them (about a second of Whisper + Piper load here).
+    Returns the names of the engines that loaded; a missing `local` extra is logged."""
+    from runtime.pipeline.vad import silero_model
+    from runtime.providers.local_stt import whisper_engine
+    from runtime.providers.local_tts import piper_voice
+
+    loaded = []
+    for name, load in (
+        ("silero", silero_model),
+        ("whisper", whisper_engine),
+        ("piper", piper_voice),
+    ):
+        try:
+            load()
+        except Exception as exc:  # an engine we cannot load is one the factory will skip
+            log.warning("could not preload %s: %s", name, exc)
+        else:
+            loaded.append(name)
+    return loaded
 
 
 async def _sweep(ctx: RuntimeContext) -> None:

@@ -120,6 +120,11 @@ class RuntimeSettings(CommonSettings):
         ge=1,
         description="Opus packets sent at once before pacing one per 60 ms (device queue is 40).",
     )
+    warm_local_engines: bool = Field(
+        default=True,
+        alias="RUNTIME_WARM_LOCAL_ENGINES",
+        description="Load the offline models (Silero, Whisper, Piper) at start, not on turn 1.",
+    )
     opus_complexity: int = Field(
         default=5,
         alias="RUNTIME_OPUS_COMPLEXITY",
