@@ -218,8 +218,8 @@ def create_app(
     async def ota_activate(request: Request) -> Response:
         h = request.headers
         body = await _json_body(request)
+        # Only the fields the activation needs: a device does not get to add its own.
         payload = {
-            **body,
             "deviceId": h.get("device-id"),
             "clientId": h.get("client-id"),
             "serialNumber": body.get("serial_number") or h.get("serial-number"),
