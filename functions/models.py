@@ -7,8 +7,9 @@ responses list every field, so the OpenAPI document is the contract.
 from __future__ import annotations
 
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -262,6 +263,19 @@ class SettingsUpdate(RequestBody):
     workspace_name: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     compact_mode: bool | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "timezone must be an IANA time zone name, such as Europe/Zurich."
+            ) from None
+        return value
 
 
 class ApiKey(CamelModel):

@@ -186,6 +186,12 @@ async def test_settings_round_trip(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/settings", headers=auth(user))).json() == response.json()
     bad = await client.put("/api/settings", headers=auth(user), json={"compactMode": "maybe"})
     assert bad.status_code == 400
+    for zone in ("Mars/Olympus", "../../etc/passwd", "Europe/"):
+        nowhere = await client.put("/api/settings", headers=auth(user), json={"timezone": zone})
+        assert nowhere.status_code == 400, zone
+        assert "IANA time zone" in nowhere.json()["error"]
+    kept = await client.get("/api/settings", headers=auth(user))
+    assert kept.json()["settings"]["timezone"] == "Europe/Zurich"
 
 
 async def test_sessions_and_records_are_idempotent(client: httpx.AsyncClient) -> None:
