@@ -10,8 +10,12 @@ TEST_PG_URL := $(shell scripts/test-postgres.sh url)
 
 .PHONY: up test venv install-runtime install-dev system-deps supabase-cli test-postgres lint typecheck pytest pgtap advisors bench clean
 
+# Debian and Ubuntu ship venv's ensurepip separately (python3-venv): install it
+# when the first attempt fails, so `make up` works on a fresh machine.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null && \
+	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q -U pip
 
 venv: $(BIN)/python
