@@ -358,13 +358,13 @@ begin
   limit 1
   for update;
 
-  if found then
+  -- Only the holder of the pending token hears the pending code again. The
+  -- Device-Id is the Wi-Fi MAC, which anyone can send: handing its code and a
+  -- fresh token to a bare request let an attacker claim the victim's Dot (or
+  -- keep a token the victim's claim then activated).
+  if found and v_pending.token_hash = p_bearer_hash then
     update public.device_activation_requests r
-    set token_prefix = case when r.token_hash = p_bearer_hash then r.token_prefix
-                            else p_token_prefix end,
-        token_hash = case when r.token_hash = p_bearer_hash then r.token_hash
-                          else p_token_hash end,
-        client_id = left(coalesce(p_client_id, r.client_id), 128),
+    set client_id = left(coalesce(p_client_id, r.client_id), 128),
         user_agent = left(coalesce(p_user_agent, r.user_agent), 512),
         ip_address = left(coalesce(p_ip, r.ip_address), 64),
         firmware_version = coalesce(left(p_firmware_version, 64), r.firmware_version),
@@ -373,8 +373,7 @@ begin
                            then r.system_info else p_system_info end,
         updated_at = now()
     where r.id = v_pending.id;
-    return query select 'reuse'::text, v_pending.id, null::uuid,
-      (v_pending.token_hash = p_bearer_hash);
+    return query select 'reuse'::text, v_pending.id, null::uuid, true;
     return;
   end if;
 
@@ -486,9 +485,16 @@ begin
   end if;
 
   v_serial := coalesce(nullif(v_req.serial_number, ''), v_req.device_identifier);
+  -- Only a device that really is paired elsewhere (it holds an active credential)
+  -- blocks the claim. A row someone typed in by hand proves nothing: anyone can
+  -- type a serial, while the spoken code proves the claimer has the device.
   if exists (
     select 1 from public.devices d
     where d.serial_number = v_serial and d.deleted_at is null and d.user_id <> v_user
+      and exists (
+        select 1 from public.device_credentials c
+        where c.device_id = d.id and c.status = 'active'
+      )
   ) then
     return query select 'conflict'::text, null::uuid;
     return;
