@@ -7,6 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl espeak-ng sox nodejs npm
 SUPABASE_CLI := .tools/node_modules/.bin/supabase
 TEST_PG_URL := $(shell scripts/test-postgres.sh url)
+# One pgTAP database per checkout when several run against the same cluster.
+PGTAP_DB ?= opendot_pgtap
 
 .PHONY: up test venv install-runtime install-dev system-deps supabase-cli test-postgres lint typecheck pytest pgtap advisors bench clean
 
@@ -62,11 +64,11 @@ pytest: install-dev test-postgres
 
 pgtap: install-dev test-postgres
 	# A fresh database every run, so pgTAP never tests a stale schema.
-	$(BIN)/opendot db reset --yes --no-seed --database-url $(TEST_PG_URL:/postgres=/opendot_pgtap)
-	PGPASSWORD= pg_prove -h 127.0.0.1 -p $$(echo $(TEST_PG_URL) | sed -E 's#.*:([0-9]+)/.*#\1#') -U postgres -d opendot_pgtap --ext .sql -r supabase/tests
+	$(BIN)/opendot db reset --yes --no-seed --database-url $(TEST_PG_URL:/postgres=/$(PGTAP_DB))
+	PGPASSWORD= pg_prove -h 127.0.0.1 -p $$(echo $(TEST_PG_URL) | sed -E 's#.*:([0-9]+)/.*#\1#') -U postgres -d $(PGTAP_DB) --ext .sql -r supabase/tests
 
 advisors: supabase-cli pgtap
-	$(SUPABASE_CLI) db advisors --remote=$(TEST_PG_URL:/postgres=/opendot_pgtap) --type all --fail-on error
+	$(SUPABASE_CLI) db advisors --remote=$(TEST_PG_URL:/postgres=/$(PGTAP_DB)) --type all --fail-on error
 
 test: system-deps lint typecheck pytest pgtap advisors
 
