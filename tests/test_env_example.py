@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shared import envdoc
+from opendot import envdoc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_env_example_matches_settings() -> None:
     checked_in = (ROOT / ".env.example").read_text(encoding="utf-8")
     assert checked_in == envdoc.render(), (
-        ".env.example is stale: run `python -m shared.envdoc > .env.example`"
+        ".env.example is stale: run `python -m opendot.envdoc > .env.example`"
     )
 
 

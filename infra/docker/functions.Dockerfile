@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
-# OpenDot platform API as a plain ASGI container (`opendot api` under uvicorn),
-# for hosts where AWS Lambda is not wanted. The same image runs the one-shot
-# migration job: `opendot db migrate --migrations-dir /opt/opendot/supabase/migrations`.
+# OpenDot platform API as a plain ASGI container (`api`: uvicorn), for hosts
+# where AWS Lambda is not wanted. The same image runs the one-shot migration
+# job: `db migrate --migrations-dir /opt/opendot/supabase/migrations`. Its
+# command line is `python -m functions` (the `opendot` developer tool, which
+# spans every part, is not in the image).
 #
 #   docker build -f infra/docker/functions.Dockerfile -t opendot-api .
 #
@@ -23,7 +25,10 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
  && pip install --no-cache-dir --requirement requirements.txt
 COPY shared ./shared
 COPY functions ./functions
+# The project's `opendot` console script needs the opendot/ package, which this
+# image leaves out: remove it rather than ship a command that cannot start.
 RUN pip install --no-cache-dir --no-deps . \
+ && rm /opt/venv/bin/opendot \
  && python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}
@@ -48,5 +53,5 @@ EXPOSE 8788
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PLATFORM_API_PORT', '8788') + '/health', timeout=2)"]
-ENTRYPOINT ["opendot"]
+ENTRYPOINT ["python", "-m", "functions"]
 CMD ["api"]

@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
-# OpenDot voice runtime: `opendot runtime` (device /ws, browser /voice, /ota/, /health, /metrics).
+# OpenDot voice runtime: `runtime` (device /ws, browser /voice, /ota/, /health, /metrics).
+# Its command line is `python -m runtime` (the `opendot` developer tool, which
+# spans every part, is not in the image).
 #
 #   docker build -f infra/docker/runtime.Dockerfile -t opendot-runtime .
 #
@@ -22,9 +24,11 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
  && pip install --no-cache-dir --requirement requirements.txt \
  && pip install --no-cache-dir --no-deps "silero-vad>=5.1"
 COPY shared ./shared
-COPY functions ./functions
 COPY runtime ./runtime
+# The project's `opendot` console script needs the opendot/ package, which this
+# image leaves out: remove it rather than ship a command that cannot start.
 RUN pip install --no-cache-dir --no-deps . \
+ && rm /opt/venv/bin/opendot \
  && python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}
@@ -55,5 +59,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('RUNTIME_PORT', '8787') + '/health', timeout=2)"]
 # Exec form: the Python process is PID 1's child under `--init`/tini, or PID 1
 # itself, and receives SIGTERM directly (no shell in between swallowing it).
-ENTRYPOINT ["opendot"]
+ENTRYPOINT ["python", "-m", "runtime"]
 CMD ["runtime"]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.bench.audio import PHRASES, format_table, word_errors
+from opendot.bench.audio import PHRASES, format_table, word_errors
 
 
 def test_word_errors_counts_edits_after_normalising() -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from shared.bench import all as suite
-from shared.bench.summary import SUMMARISERS, Row, format_summary, suite_row
-from shared.cli import build_parser
+from opendot.bench import all as suite
+from opendot.bench.summary import SUMMARISERS, Row, format_summary, suite_row
+from opendot.cli import build_parser
 from tests.conftest import TEST_TIME_UNIT
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -35,7 +35,7 @@ def by_metric(rows: list[Row]) -> dict[str, Row]:
 
 def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        build_parser().parse_args(["bench", "all", "--help"])
+        build_parser(["bench", "all", "--help"]).parse_args(["bench", "all", "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
     for option in ("--json", "--database-url", "--quick", "--only", "--timeout"):
@@ -211,7 +211,7 @@ def test_table_lists_what_is_not_met() -> None:
 def test_quick_smoke_of_the_database_benches(pg_server_url: str, tmp_path: Path) -> None:
     """`bench all` really runs db and functions in subprocesses and collects their JSON."""
     out = tmp_path / "all.json"
-    command = [sys.executable, "-m", "shared.cli", "bench", "all", "--quick"]
+    command = [sys.executable, "-m", "opendot.cli", "bench", "all", "--quick"]
     command += ["--only", "db,functions", "--database-url", pg_server_url, "--json", str(out)]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=180 * TEST_TIME_UNIT, check=False
@@ -231,7 +231,7 @@ def test_quick_smoke_of_the_database_benches(pg_server_url: str, tmp_path: Path)
     assert "opendot bench all — summary" in result.stdout
     # The saved run gives the same table without running anything.
     again = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "bench", "all", "--from-json", str(out)],
+        [sys.executable, "-m", "opendot.cli", "bench", "all", "--from-json", str(out)],
         capture_output=True,
         text=True,
         timeout=60 * TEST_TIME_UNIT,
@@ -251,6 +251,7 @@ def test_from_json_refuses_a_file_that_is_not_a_saved_run(
 ) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"benches": []}')
-    args = build_parser().parse_args(["bench", "all", "--from-json", str(bad)])
+    argv = ["bench", "all", "--from-json", str(bad)]
+    args = build_parser(argv).parse_args(argv)
     assert suite.run(args) == 1
     assert "cannot read" in capsys.readouterr().err

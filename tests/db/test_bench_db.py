@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.bench.db import QUERIES, format_report, measure
+from opendot.bench.db import QUERIES, format_report, measure
 
 
 def test_platform_state_plans_use_indexes_at_scale(pg_server_url: str) -> None:

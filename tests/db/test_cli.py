@@ -17,7 +17,7 @@ from tests.conftest import TEST_TIME_UNIT
 
 def opendot(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "opendot.cli", *args],
         capture_output=True,
         text=True,
         timeout=60 * TEST_TIME_UNIT,

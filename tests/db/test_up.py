@@ -31,7 +31,7 @@ class Up:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up", "--services", "none", *args],
+            [sys.executable, "-m", "opendot.cli", "up", "--services", "none", *args],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -123,7 +123,7 @@ def test_up_starts_embedded_database_stops_cleanly_and_keeps_data(tmp_path: Path
 def test_up_reports_an_unusable_postgres_uri(tmp_path: Path) -> None:
     env = {**os.environ, "POSTGRES_URI": "mysql://root@127.0.0.1/db"}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "up", "--services", "none"],
+        [sys.executable, "-m", "opendot.cli", "up", "--services", "none"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -1,8 +1,9 @@
 """The API image's commands work with what that image holds, and nothing more.
 
 `infra/docker/functions.Dockerfile` installs `shared/` + `functions/` + the core
-dependencies + uvicorn (no `runtime/`, no numpy or speech engines) and runs
-`opendot db migrate` (the compose migration job) and `opendot api`. Without a
+dependencies + uvicorn (no `runtime/`, no `opendot/`, no numpy or speech
+engines) and runs `python -m functions db migrate` (the compose migration job)
+and `python -m functions api`. Without a
 Docker engine, the closest faithful stand-in is the Lambda artefact (exactly
 shared + functions + core dependencies) plus uvicorn and click, in an
 interpreter started with `-S` so the development venv is invisible.
@@ -30,7 +31,7 @@ from tests.infra.conftest import TIME_UNIT, base_python
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "supabase" / "migrations"
 COMPOSE = ROOT / "infra" / "compose.yaml"
-CLI = "import sys; from shared.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = ["-m", "functions"]  # the image's ENTRYPOINT after `python`
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def _opendot(
     image_path: str, *argv: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [base_python(), "-S", "-c", CLI, *argv],
+        [base_python(), "-S", *CLI, *argv],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": image_path, **(env or {})},
         capture_output=True,
         text=True,
@@ -97,11 +98,9 @@ def test_compose_migration_job_runs_without_the_runtime_dependencies(
 
 @pytest.mark.parametrize("argv", [["api", "--help"], ["db", "migrate", "--help"]])
 def test_api_image_commands_have_help(image_path: str, argv: list[str], tmp_path: Path) -> None:
-    if argv[0] == "api" and importlib.util.find_spec("functions.server") is None:
-        pytest.skip("functions/server.py is not written yet")
     result = _opendot(image_path, *argv, cwd=tmp_path, env={"OPENDOT_ENV": "production"})
     assert result.returncode == 0, result.stderr
-    assert "usage: opendot" in result.stdout
+    assert "usage: python -m functions" in result.stdout
 
 
 def test_api_serves_health_from_the_image_contents(
@@ -109,8 +108,6 @@ def test_api_serves_health_from_the_image_contents(
 ) -> None:
     """`opendot api` (the image's CMD) starts with core deps + uvicorn only and
     answers /health against the database; SIGTERM stops it."""
-    if importlib.util.find_spec("functions.server") is None:
-        pytest.skip("functions/server.py is not written yet")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -124,7 +121,7 @@ def test_api_serves_health_from_the_image_contents(
         "PLATFORM_AUTH_REQUIRED": "true",
     }
     process = subprocess.Popen(
-        [base_python(), "-S", "-c", CLI, "api"],
+        [base_python(), "-S", *CLI, "api"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

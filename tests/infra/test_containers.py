@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -27,7 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.cli import COMMANDS, build_parser
+import functions.__main__
+import runtime.__main__
+from shared.commands import Command, build_parser, load, selected
 from tests.infra.conftest import TIME_UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,11 @@ DOCKERFILES = {
     "functions": DOCKER / "functions.Dockerfile",
 }
 COMPOSE = ROOT / "infra" / "compose.yaml"
+# Each image's command line: its ENTRYPOINT module and the commands it offers.
+IMAGE_COMMANDS: dict[str, tuple[str, tuple[Command, ...]]] = {
+    "runtime": ("runtime", runtime.__main__.COMMANDS),
+    "functions": ("functions", functions.__main__.COMMANDS),
+}
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY$|POSTGRES_URI", re.IGNORECASE)
 
 
@@ -156,12 +162,15 @@ def test_final_stage_runs_as_a_numeric_non_root_user(
 def test_healthcheck_probes_health_and_stop_signal_is_sigterm(
     dockerfile: tuple[str, list[Instruction]],
 ) -> None:
-    _, instructions = dockerfile
+    name, instructions = dockerfile
     (healthcheck,) = _final(instructions, "HEALTHCHECK")
     assert "/health" in healthcheck.args
     assert [i.args for i in _final(instructions, "STOPSIGNAL")] == ["SIGTERM"]
     (entrypoint,) = _final(instructions, "ENTRYPOINT")
-    assert _exec_form(entrypoint.args) == ["opendot"], "exec form: SIGTERM reaches Python"
+    module, _ = IMAGE_COMMANDS[name]
+    assert _exec_form(entrypoint.args) == ["python", "-m", module], (
+        "exec form: SIGTERM reaches Python"
+    )
 
 
 def test_no_secret_is_baked_into_the_image(dockerfile: tuple[str, list[Instruction]]) -> None:
@@ -326,21 +335,16 @@ def test_compose_secrets_are_required_variables_never_literals(compose: dict[str
 
 
 def _known_aliases() -> set[str]:
-    from shared import envdoc
+    from opendot import envdoc
 
     aliases: set[str] = set()
-    for _, module_name, class_name in envdoc.SETTINGS_CLASSES:
-        cls = envdoc._load(module_name, class_name)
-        if cls is None:
-            continue
+    for _, cls in envdoc.SETTINGS_CLASSES:
         aliases |= {f.alias for f in cls.model_fields.values() if f.alias}
     return aliases
 
 
 def test_compose_uses_only_real_setting_names(compose: dict[str, Any]) -> None:
     aliases = _known_aliases()
-    if "RUNTIME_PORT" not in aliases or "PLATFORM_API_PORT" not in aliases:
-        pytest.skip("the API and runtime settings classes are not both importable yet")
     for name, service in compose["services"].items():
         if name == "db":
             continue
@@ -360,45 +364,56 @@ def test_runtime_grace_period_exceeds_its_drain(compose: dict[str, Any]) -> None
 # --- the command lines the containers run --------------------------------------------
 
 
-def _container_commands(compose: dict[str, Any]) -> list[tuple[str, list[str]]]:
+def _container_commands(compose: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(where it is written, which image runs it, argv) for every container command."""
+    images = {"migrate": "functions", "api": "functions", "runtime": "runtime"}
     commands = [
-        (name, service["command"])
+        (name, images[name], service["command"])
         for name, service in compose["services"].items()
         if "command" in service and name != "db"
     ]
     for name, path in DOCKERFILES.items():
         (cmd,) = _final(parse_dockerfile(path), "CMD")
-        commands.append((f"{name}.Dockerfile", _exec_form(cmd.args)))
+        commands.append((f"{name}.Dockerfile", name, _exec_form(cmd.args)))
     return commands
 
 
 def test_container_command_lines_parse(compose: dict[str, Any]) -> None:
-    """Every `opendot ...` line an image or compose runs is accepted by the CLI
-    (skipped per command while its owning module is not written yet)."""
-    parser = build_parser()
-    owners = {" ".join(path): module for path, module, _ in COMMANDS}
-    checked = 0
-    for origin, argv in _container_commands(compose):
-        owner = next(m for p, m in owners.items() if " ".join(argv).startswith(p))
-        if importlib.util.find_spec(owner) is None:
-            continue
-        parsed = parser.parse_args(argv)
-        assert parsed._module == owner, origin
-        checked += 1
-    if checked == 0:
-        pytest.skip("no container entrypoint module exists yet")
+    """Every command line an image or compose runs is accepted by that image's
+    own command table, and the module that owns it exists."""
+    for origin, image, argv in _container_commands(compose):
+        module, commands = IMAGE_COMMANDS[image]
+        command = selected(commands, argv)
+        assert command is not None, (origin, argv)
+        assert load(command.module) is not None, (origin, command.module)
+        parsed = build_parser(f"python -m {module}", "", commands, argv).parse_args(argv)
+        assert parsed._command == command, origin
 
 
 @pytest.mark.parametrize(
-    "argv", [["api", "--help"], ["runtime", "--help"], ["db", "migrate", "--help"]]
+    ("module", "argv"),
+    [
+        ("functions", ["api", "--help"]),
+        ("functions", ["db", "migrate", "--help"]),
+        ("runtime", ["runtime", "--help"]),
+    ],
 )
-def test_opendot_help_for_container_entrypoints(argv: list[str]) -> None:
-    owner = next(m for p, m, _ in COMMANDS if list(p) == argv[:-1])
-    if importlib.util.find_spec(owner) is None:
-        pytest.skip(f"{owner} is not written yet")
-    opendot = Path(sys.executable).parent / "opendot"
+def test_image_entrypoints_give_help(module: str, argv: list[str]) -> None:
     result = subprocess.run(
-        [str(opendot), *argv], capture_output=True, text=True, timeout=60 * TIME_UNIT, check=False
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60 * TIME_UNIT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "usage: opendot" in result.stdout
+    assert f"usage: python -m {module} {' '.join(argv[:-1])}" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_images_leave_out_the_developer_tools(name: str) -> None:
+    """opendot/ (CLI, `up`, benches) spans the parts and ships in no image."""
+    ignore = (DOCKER / f"{name}.Dockerfile.dockerignore").read_text()
+    assert not [line for line in ignore.split() if line.startswith("!opendot")]
+    run_steps = " ".join(i.args for i in parse_dockerfile(DOCKERFILES[name]) if i.keyword == "RUN")
+    assert "rm /opt/venv/bin/opendot" in run_steps, "a console script that cannot start"

@@ -57,8 +57,13 @@ def test_package_holds_only_functions_shared_and_core_dependencies(
     report, unzipped = lambda_build
     top = {p.name for p in unzipped.iterdir()}
     assert {"functions", "shared", "fastapi", "mangum", "asyncpg", "jwt", "argon2"} <= top
-    for excluded in ("runtime", "numpy", "onnxruntime", "uvicorn", "tests", "bin", "supabase"):
-        assert excluded not in top, excluded
+    excluded = ("runtime", "opendot", "numpy", "onnxruntime", "uvicorn", "tests", "bin", "supabase")
+    for name in excluded:
+        assert name not in top, name
+    # The benches and the `up` supervisor live in opendot/, above the deployables.
+    for ours in ("functions", "shared"):
+        assert not list((unzipped / ours).rglob("bench*")), ours
+    assert not (unzipped / "shared" / "up.py").exists()
     # Bytecode: only what the build compiled for the target interpreter, as
     # unchecked-hash .pyc (valid whatever mtime the zip gives the sources).
     magic = importlib.util.MAGIC_NUMBER

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from opendot.cli import main
 from runtime.audio.containers import read_wav
 from runtime.simulator.cli import out_path
-from shared.cli import main
 from tests.simulator.fake_runtime import CODE, FakeRuntime
 
 

@@ -81,7 +81,7 @@ def platform(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         RUNTIME_HOST="127.0.0.1",
         OPENDOT_LOG_LEVEL="WARNING",
     )
-    command = [sys.executable, "-m", "shared.cli", "up"]
+    command = [sys.executable, "-m", "opendot.cli", "up"]
     command += ["--api-port", str(api_port), "--runtime-port", str(runtime_port)]
     with log.open("wb") as out:
         up = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -114,7 +114,7 @@ def platform(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def _cli(platform: Platform, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "opendot.cli", *args],
         cwd=platform.workdir,
         env=_env(),
         capture_output=True,
@@ -232,7 +232,7 @@ async def test_simulated_device_holds_three_turns_over_protocol_v2(platform: Pla
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.cli",
+        "opendot.cli",
         "device",
         "simulate",
         "--runtime-url",

@@ -1,1 +1,1 @@
-"""`opendot db ...` subcommands (see `shared.cli.COMMANDS`)."""
+"""`opendot db ...` subcommands (see `opendot.cli.COMMANDS`)."""

@@ -328,7 +328,7 @@ async def measure(*, quick: bool = False, max_sessions: int = 1000) -> dict[str,
     if taskset:
         os.sched_setaffinity(0, {int(CLIENT_CPU)})
     port = _free_port()
-    command = [sys.executable, "-c", f"from shared.bench.runtime import serve; serve({port})"]
+    command = [sys.executable, "-c", f"from opendot.bench.runtime import serve; serve({port})"]
     if taskset:
         command = [taskset, "-c", SERVER_CPU, *command]
     server = subprocess.Popen(command)  # noqa: S603, ASYNC220 - our own interpreter, started once

@@ -101,7 +101,7 @@ class Supervisor:
         return env
 
     def start(self, service: Service, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "shared.cli", service.name, "--port", str(service.port)]
+        command = [sys.executable, "-m", "opendot.cli", service.name, "--port", str(service.port)]
         service.process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
             command, env=env, preexec_fn=_die_with_parent
         )

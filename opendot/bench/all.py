@@ -1,6 +1,6 @@
 """`opendot bench all`: every benchmark, one after another, and one summary.
 
-Each bench runs in its own interpreter (`python -m shared.cli bench NAME`), so
+Each bench runs in its own interpreter (`python -m opendot.cli bench NAME`), so
 one bench's imports, threads and memory cannot skew the next. Their JSON is
 collected (a file for benches with `--json PATH`, stdout for benches whose
 `--json` is a flag), and a single table lists each issue's targets with
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.bench.summary import SUMMARISERS, Row, format_summary, suite_row
+from opendot.bench.summary import SUMMARISERS, Row, format_summary, suite_row
 
 SUITE_TARGET_S = 600.0  # issue 5: the whole suite in under 10 minutes on 2 cores
 DEFAULT_TIMEOUT_S = 600.0
@@ -43,14 +43,14 @@ class Bench:
 
 
 BENCHES: tuple[Bench, ...] = (
-    Bench("db", "shared.bench.db", ("--iterations", "30")),
+    Bench("db", "opendot.bench.db", ("--iterations", "30")),
     Bench(
         "functions",
-        "shared.bench.functions",
+        "opendot.bench.functions",
         ("--requests", "50", "--rounds", "2", "--imports", "2"),
     ),
-    Bench("audio", "shared.bench.audio"),
-    Bench("runtime", "shared.bench.runtime"),
+    Bench("audio", "opendot.bench.audio"),
+    Bench("runtime", "opendot.bench.runtime"),
 )
 
 
@@ -126,7 +126,7 @@ def command_for(
     json_path: Path,
 ) -> tuple[list[str], bool]:
     """The child's argv and whether its JSON goes to `json_path` (else to stdout)."""
-    args = [sys.executable, "-m", "shared.cli", "bench", bench.name]
+    args = [sys.executable, "-m", "opendot.cli", "bench", bench.name]
     to_file = False
     json_option = options.get("--json")
     if json_option is not None:

@@ -3,26 +3,32 @@
 Every settings class of every part is listed here explicitly; each field's env
 alias, default and description become one commented line. A test compares the
 generated text with the checked-in file. Regenerate with
-`python -m shared.envdoc > .env.example`.
+`python -m opendot.envdoc > .env.example`. It lives above the deployables
+because it reads the settings of all of them.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-# (section title, module, class name). Classes that inherit fields from an
-# earlier one only contribute the fields they add.
-SETTINGS_CLASSES: tuple[tuple[str, str, str], ...] = (
-    ("Common (API and runtime)", "shared.settings", "CommonSettings"),
-    ("Database tooling (opendot db, opendot up)", "shared.db.settings", "DbSettings"),
-    ("Platform API (functions/)", "functions.settings", "ApiSettings"),
-    ("Voice runtime (runtime/)", "runtime.settings", "RuntimeSettings"),
-    ("Speech and language providers", "runtime.providers.settings", "ProviderSettings"),
+from functions.settings import ApiSettings
+from runtime.providers.settings import ProviderSettings
+from runtime.settings import RuntimeSettings
+from shared.db.settings import DbSettings
+from shared.settings import CommonSettings
+
+# (section title, class). Classes that inherit fields from an earlier one only
+# contribute the fields they add.
+SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
+    ("Common (API and runtime)", CommonSettings),
+    ("Database tooling (opendot db, opendot up)", DbSettings),
+    ("Platform API (functions/)", ApiSettings),
+    ("Voice runtime (runtime/)", RuntimeSettings),
+    ("Speech and language providers", ProviderSettings),
 )
 
 
@@ -40,26 +46,14 @@ def _render_default(value: Any) -> str:
     return str(value)
 
 
-def _load(module_name: str, class_name: str) -> type[BaseSettings] | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return None
-    cls = getattr(module, class_name, None)
-    return cls if isinstance(cls, type) and issubclass(cls, BaseSettings) else None
-
-
 def render() -> str:
     lines = [
         "# OpenDot environment variables: every one, its default, one line of meaning.",
-        "# Generated from the settings classes by `python -m shared.envdoc`; do not edit by hand.",
+        "# Generated from the settings classes by `python -m opendot.envdoc`; do not edit by hand.",
         "# Copy to `.env` and change what you need. Empty means unset.",
     ]
     seen: set[str] = set()
-    for title, module_name, class_name in SETTINGS_CLASSES:
-        cls = _load(module_name, class_name)
-        if cls is None:
-            continue
+    for title, cls in SETTINGS_CLASSES:
         section: list[str] = []
         for name, field in cls.model_fields.items():
             env_name = field.alias or name.upper()
@@ -78,13 +72,10 @@ def render() -> str:
 def undocumented() -> list[str]:
     """Env names whose field has no description (a test keeps this empty)."""
     missing = []
-    for _title, module_name, class_name in SETTINGS_CLASSES:
-        cls = _load(module_name, class_name)
-        if cls is None:
-            continue
+    for _title, cls in SETTINGS_CLASSES:
         for name, field in cls.model_fields.items():
             if not (field.description or "").strip():
-                missing.append(f"{class_name}.{field.alias or name}")
+                missing.append(f"{cls.__name__}.{field.alias or name}")
     return missing
 
 

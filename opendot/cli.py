@@ -1,0 +1,65 @@
+"""`opendot` — the developer's command line, spanning every deployable.
+
+Subcommands are listed here explicitly (no plugin registry); each lives in the
+module that owns it (see `shared.commands` for the contract). Only the module
+of the command being run is imported, so `opendot db migrate` needs nothing
+beyond the core dependencies and `opendot --help` imports no command at all.
+The images run their own, smaller tables (`python -m functions`,
+`python -m runtime`) because they do not contain this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from shared import commands
+from shared.commands import Command
+
+DESCRIPTION = "OpenDot voice platform"
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        ("db", "migrate"),
+        "shared.db.commands.migrate",
+        "apply the bootstrap and pending migrations",
+    ),
+    Command(("db", "status"), "shared.db.commands.status", "list applied and pending migrations"),
+    Command(("db", "reset"), "shared.db.commands.reset", "drop and re-create a local database"),
+    Command(("up",), "opendot.up", "run database, API and runtime on embedded defaults"),
+    Command(("api",), "functions.server", "serve the platform API under uvicorn"),
+    Command(("runtime",), "runtime.server", "serve the voice runtime under uvicorn"),
+    Command(
+        ("device", "simulate"), "runtime.simulator.cli", "act as a Dot device against a runtime"
+    ),
+    Command(
+        ("demo",),
+        "runtime.simulator.demo",
+        "claim a simulated Dot and hold a two-turn conversation",
+    ),
+    Command(("bench", "db"), "opendot.bench.db", "RLS query latency at scale"),
+    Command(
+        ("bench", "functions"),
+        "opendot.bench.functions",
+        "API cold import, warm request, JWT verify",
+    ),
+    Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs and local engines"),
+    Command(
+        ("bench", "runtime"), "opendot.bench.runtime", "runtime latency, concurrency and memory"
+    ),
+    Command(("bench", "all"), "opendot.bench.all", "every benchmark, one after another"),
+)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser, with options for the command `argv` selects (see `shared.commands`)."""
+    return commands.build_parser("opendot", DESCRIPTION, COMMANDS, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return commands.main("opendot", DESCRIPTION, COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
