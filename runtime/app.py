@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
-import inspect
 import json
 import logging
 import socket as socketlib
@@ -25,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from runtime import composition
 from runtime.api_client import ApiRefused, ApiUnavailable, InternalApi
 from runtime.metrics import Gauge, Metrics
 from runtime.records import RecordSink
@@ -45,37 +44,6 @@ def _version() -> str:
         return version("opendot")
     except Exception:  # pragma: no cover - not installed
         return "0.0.0"
-
-
-def default_pipeline_factory() -> PipelineFactory:
-    """The real factory (`runtime.pipeline.factory.build_pipeline`), imported on first use
-    so `create_app` stays cheap and tests with doubles never load provider code."""
-    cache: dict[str, Any] = {}
-
-    def make(
-        agent: Mapping[str, Any] | None, secrets: Mapping[str, str], user_id: str | None
-    ) -> Any:
-        if not cache:
-            factory = importlib.import_module("runtime.pipeline.factory")
-            from runtime.providers.settings import ProviderSettings
-
-            cache["build"] = factory.build_pipeline
-            cache["settings"] = ProviderSettings()
-            cache["user"] = "user_id" in inspect.signature(factory.build_pipeline).parameters
-        if cache["user"]:
-            return cache["build"](agent, cache["settings"], secrets, user_id=user_id)
-        return cache["build"](agent, cache["settings"], secrets)
-
-    return make
-
-
-def _default_readiness() -> dict[str, Any]:
-    try:
-        factory = importlib.import_module("runtime.pipeline.factory")
-    except ImportError:
-        return {}
-    probe = getattr(factory, "readiness", None)
-    return dict(probe()) if callable(probe) else {}
 
 
 class RuntimeApp:
@@ -160,12 +128,12 @@ def create_app(
         metrics=metrics,
         api=api,
         records=records,
-        pipelines=pipeline_factory or default_pipeline_factory(),
+        pipelines=pipeline_factory or composition.pipeline_factory(),
         pending=pending,
         instance=settings.instance_id or socketlib.gethostname(),
     )
     version = _version()
-    probe = readiness or _default_readiness
+    probe = readiness or composition.readiness
 
     def session_gauge() -> dict[Any, float]:
         return {(("kind", k),): float(v) for k, v in ctx.registry.counts().items()}
@@ -259,7 +227,9 @@ def create_app(
             )
         if pipeline_factory is None and settings.warm_local_engines:
             # Off the event loop: sockets are served while the models load.
-            tasks.append(asyncio.create_task(asyncio.to_thread(warm_local_engines), name="warm"))
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(composition.warm_local_engines), name="warm")
+            )
         # Everything imported and built so far lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall every socket.
         gc.freeze()
@@ -291,29 +261,6 @@ def create_app(
     return RuntimeApp(ctx, http)
 
 
-def warm_local_engines() -> list[str]:
-    """Load the offline engines a keyless pipeline uses, once per process, so the first
-    spoken turn does not pay for them (about a second of Whisper + Piper load here).
-    Returns the names of the engines that loaded; a missing `local` extra is logged."""
-    from runtime.pipeline.vad import silero_model
-    from runtime.providers.local_stt import whisper_engine
-    from runtime.providers.local_tts import piper_voice
-
-    loaded = []
-    for name, load in (
-        ("silero", silero_model),
-        ("whisper", whisper_engine),
-        ("piper", piper_voice),
-    ):
-        try:
-            load()
-        except Exception as exc:  # an engine we cannot load is one the factory will skip
-            log.warning("could not preload %s: %s", name, exc)
-        else:
-            loaded.append(name)
-    return loaded
-
-
 async def _sweep(ctx: RuntimeContext) -> None:
     loop = asyncio.get_running_loop()
     idle = ctx.settings.idle_timeout_s
@@ -331,4 +278,4 @@ async def _loop_lag(metrics: Metrics, interval: float = 0.05) -> None:
         metrics.loop_lag.observe(max(0.0, loop.time() - expected))
 
 
-__all__ = ["ApiRefused", "RuntimeApp", "create_app", "default_pipeline_factory"]
+__all__ = ["ApiRefused", "RuntimeApp", "create_app"]

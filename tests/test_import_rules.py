@@ -6,8 +6,10 @@
     shared/    ─▶ nothing of ours
 
 and inside the runtime the Sans-I/O protocol imports neither the pipeline nor
-the providers. A module name given to `importlib.import_module` or
-`importlib.util.find_spec` as a literal counts as an import.
+the providers, and the pipeline (the seams) imports no provider: only the
+composition root, `runtime/composition.py`, names both. A module name given
+to `importlib.import_module` or `importlib.util.find_spec` as a literal
+counts as an import.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runtime", ("functions", "opendot")),
     ("shared", ("functions", "runtime", "opendot")),
     ("runtime.protocol", ("runtime.pipeline", "runtime.providers")),
+    # The composition root (runtime/composition.py) joins the seams to the providers.
+    ("runtime.pipeline", ("runtime.providers", "runtime.composition")),
 )
 DYNAMIC_IMPORTERS = {"import_module", "find_spec", "__import__"}
 
@@ -103,6 +107,7 @@ def test_the_code_keeps_the_import_rules() -> None:
         ("runtime/protocol/x.py", "from ..pipeline import vad\n", "runtime.pipeline"),
         ("runtime/protocol/x.py", "from runtime.providers.http import a\n", "runtime.providers"),
         ("runtime/x.py", "from opendot.cli import main\n", "opendot.cli"),
+        ("runtime/pipeline/x.py", "from runtime.providers import http\n", "runtime.providers"),
         ("runtime/session/x.py", "from ...functions import db\n", "functions"),
     ],
 )

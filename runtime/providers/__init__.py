@@ -2,7 +2,7 @@
 
 Each module implements one of the seams in `runtime.pipeline.interfaces` and
 maps its vendor's exceptions to `runtime.pipeline.errors` at its boundary.
-Nothing is registered at import time: `runtime.pipeline.factory` names the
+Nothing is registered at import time: `runtime.composition` names the
 classes it composes, and a module (with its SDK or model) is imported only when
 an agent uses it.
 

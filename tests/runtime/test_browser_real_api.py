@@ -19,9 +19,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from runtime.app import default_pipeline_factory
 from runtime.audio.containers import parse_wav
 from runtime.audio.synthetic import speech_pcm
+from runtime.composition import pipeline_factory
 from runtime.pipeline.interfaces import Pipeline
 from shared import agent_config
 from tests.conftest import TEST_TIME_UNIT
@@ -34,7 +34,7 @@ PIECE = 16_000 * 2 * 100 // 1000  # 100 ms of PCM per message, as a browser send
 
 
 def local_engines() -> Any:
-    factory = default_pipeline_factory()
+    factory = pipeline_factory()
 
     def make(agent: Any) -> Pipeline:
         return factory(agent, {}, None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.app import default_pipeline_factory
 from runtime.audio.synthetic import speech_pcm
+from runtime.composition import pipeline_factory
 from runtime.pipeline.interfaces import Pipeline
 from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
@@ -16,7 +16,7 @@ T = TEST_TIME_UNIT
 
 
 async def test_spoken_turn_with_local_engines() -> None:
-    factory = default_pipeline_factory()
+    factory = pipeline_factory()
 
     def make(agent: Any) -> Pipeline:
         return factory(agent, {}, None)

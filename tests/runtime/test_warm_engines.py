@@ -1,6 +1,6 @@
 """The offline engines are loaded at start, so the first spoken turn does not wait."""
 
-from runtime.app import warm_local_engines
+from runtime.composition import warm_local_engines
 from runtime.pipeline import vad
 from runtime.providers import local_stt, local_tts
 

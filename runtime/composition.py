@@ -1,5 +1,9 @@
-"""Builds one session's `Pipeline` from its agent, the operator's settings and the
-user's stored secrets.
+"""The runtime's composition root: builds one session's `Pipeline` from its agent,
+the operator's settings and the user's stored secrets.
+
+It lives beside the app, not inside `pipeline/`, because it is the one place
+that names both the seams (`runtime.pipeline`) and the providers that implement
+them (`runtime.providers`): the pipeline imports no provider.
 
 Each stage gets an ordered provider list: the stage's provider, then its
 `fallback_providers`, then the offline engine. A provider that cannot be offered
@@ -36,6 +40,7 @@ from runtime.providers.settings import (
     ProviderSettings,
     origin_of,
 )
+from runtime.session.context import PipelineFactory
 from shared import agent_config
 
 log = logging.getLogger(__name__)
@@ -349,13 +354,46 @@ def build_pipeline(
 
 
 @functools.lru_cache(maxsize=1)
-def _readiness_settings() -> ProviderSettings:
+def _provider_settings() -> ProviderSettings:
     return ProviderSettings()
+
+
+def pipeline_factory() -> PipelineFactory:
+    """The factory `create_app` gives sessions; the operator's provider settings are
+    read on the first session, so an app built with test doubles never reads them."""
+
+    def make(agent: Agent | None, secrets: Mapping[str, str], user_id: str | None) -> Pipeline:
+        return build_pipeline(agent, _provider_settings(), secrets, user_id=user_id)
+
+    return make
+
+
+def warm_local_engines() -> list[str]:
+    """Load the offline engines a keyless pipeline uses, once per process, so the first
+    spoken turn does not pay for them (about a second of Whisper + Piper load here).
+    Returns the names of the engines that loaded; a missing `local` extra is logged."""
+    from runtime.pipeline.vad import silero_model
+    from runtime.providers.local_stt import whisper_engine
+    from runtime.providers.local_tts import piper_voice
+
+    loaded = []
+    for name, load in (
+        ("silero", silero_model),
+        ("whisper", whisper_engine),
+        ("piper", piper_voice),
+    ):
+        try:
+            load()
+        except Exception as exc:  # an engine we cannot load is one the factory will skip
+            log.warning("could not preload %s: %s", name, exc)
+        else:
+            loaded.append(name)
+    return loaded
 
 
 def readiness(settings: ProviderSettings | None = None) -> dict[str, Any]:
     """Which providers this runtime can offer (for /health); never a key."""
-    s = settings or _readiness_settings()
+    s = settings or _provider_settings()
 
     def has(value: Any) -> bool:
         return value is not None and bool(value.get_secret_value())

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import respx
 
+from runtime.composition import build_pipeline, plan_pipeline, readiness, shared_vad
 from runtime.pipeline.errors import ConfigRefused
-from runtime.pipeline.factory import build_pipeline, plan_pipeline, readiness, shared_vad
 from runtime.pipeline.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from runtime.pipeline.interfaces import LlmRequest, Message
 from runtime.providers.settings import ProviderSettings
