@@ -1,0 +1,84 @@
+"""The runtime's lifespan: background tasks while it serves, and the shutdown order.
+
+While serving: the record flusher, the idle sweeper, the loop-lag probe, the
+Postgres listener for agent and memory changes (when a database is set), and
+the warm-up of the offline engines (when the real pipeline factory is used).
+On shutdown: drain the sessions (running turns may finish), stop the tasks,
+flush the records, cancel the sessions' own background work, close the API
+client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+
+from runtime import composition
+from runtime.metrics import Metrics
+from runtime.session.context import RuntimeContext
+
+Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
+
+
+def lifespan(ctx: RuntimeContext, *, warm_engines: bool) -> Lifespan:
+    @contextlib.asynccontextmanager
+    async def run(_app: Starlette) -> AsyncIterator[None]:
+        settings = ctx.settings
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(ctx.records.run(), name="records"),
+            asyncio.create_task(sweep(ctx), name="idle-sweep"),
+            asyncio.create_task(loop_lag(ctx.metrics), name="loop-lag"),
+        ]
+        if settings.postgres_uri and settings.listen_for_config:
+            from runtime.config_watch import watch_device_config
+
+            tasks.append(
+                asyncio.create_task(
+                    watch_device_config(ctx, settings.postgres_uri), name="config-watch"
+                )
+            )
+        if warm_engines:
+            # Off the event loop: sockets are served while the models load.
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(composition.warm_local_engines), name="warm")
+            )
+        # Everything imported and built so far lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise stall every socket.
+        gc.freeze()
+        try:
+            yield
+        finally:
+            if not ctx.registry.draining:
+                await ctx.registry.drain(settings.shutdown_drain_s)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.records.drain(min(5.0, settings.shutdown_drain_s + 1))
+            for task in list(ctx.background):
+                task.cancel()
+            await asyncio.gather(*ctx.background, return_exceptions=True)
+            await ctx.api.aclose()
+
+    return run
+
+
+async def sweep(ctx: RuntimeContext) -> None:
+    loop = asyncio.get_running_loop()
+    idle = ctx.settings.idle_timeout_s
+    interval = max(0.05, min(1.0, idle / 4))
+    while True:
+        await asyncio.sleep(interval)
+        ctx.registry.sweep(loop.time(), idle)
+
+
+async def loop_lag(metrics: Metrics, interval: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        expected = loop.time() + interval
+        await asyncio.sleep(interval)
+        metrics.loop_lag.observe(max(0.0, loop.time() - expected))
