@@ -19,36 +19,27 @@ from shared.commands import Command
 
 DESCRIPTION = "OpenDot voice platform"
 
+# Extras beyond the core dependencies, named when a command misses one of their modules.
+RUNTIME = "runtime"
+ENGINES = "runtime,local"
+EVERYTHING = "runtime,local,embedded"
+
 COMMANDS: tuple[Command, ...] = (
-    Command(
-        ("db", "migrate"),
-        "shared.db.commands.migrate",
-        "apply the bootstrap and pending migrations",
-    ),
+    Command(("db", "migrate"), "shared.db.commands.migrate", "apply bootstrap and migrations"),
     Command(("db", "status"), "shared.db.commands.status", "list applied and pending migrations"),
     Command(("db", "reset"), "shared.db.commands.reset", "drop and re-create a local database"),
-    Command(("up",), "opendot.up", "run database, API and runtime on embedded defaults"),
-    Command(("api",), "functions.server", "serve the platform API under uvicorn"),
-    Command(("runtime",), "runtime.server", "serve the voice runtime under uvicorn"),
+    Command(("up",), "opendot.up", "run database, API and runtime locally", EVERYTHING),
+    Command(("api",), "functions.server", "serve the platform API under uvicorn", RUNTIME),
+    Command(("runtime",), "runtime.server", "serve the voice runtime under uvicorn", RUNTIME),
+    Command(("device", "simulate"), "runtime.simulator.cli", "act as a Dot device", RUNTIME),
     Command(
-        ("device", "simulate"), "runtime.simulator.cli", "act as a Dot device against a runtime"
-    ),
-    Command(
-        ("demo",),
-        "runtime.simulator.demo",
-        "claim a simulated Dot and hold a two-turn conversation",
+        ("demo",), "runtime.simulator.demo", "claim a simulated Dot, two spoken turns", RUNTIME
     ),
     Command(("bench", "db"), "opendot.bench.db", "RLS query latency at scale"),
-    Command(
-        ("bench", "functions"),
-        "opendot.bench.functions",
-        "API cold import, warm request, JWT verify",
-    ),
-    Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs and local engines"),
-    Command(
-        ("bench", "runtime"), "opendot.bench.runtime", "runtime latency, concurrency and memory"
-    ),
-    Command(("bench", "all"), "opendot.bench.all", "every benchmark, one after another"),
+    Command(("bench", "functions"), "opendot.bench.functions", "API cold import, requests, JWT"),
+    Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs, engines", ENGINES),
+    Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
+    Command(("bench", "all"), "opendot.bench.all", "every benchmark, one summary", EVERYTHING),
 )
 
 

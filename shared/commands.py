@@ -29,6 +29,9 @@ class Command:
     path: tuple[str, ...]  # ("db", "migrate") for `opendot db migrate`
     module: str  # owns configure() and run()
     help: str  # one line, shown in the parent's --help
+    # The project's optional extras the command needs beyond the core
+    # dependencies ("runtime,local"); named when one of their modules is missing.
+    extras: str = ""
 
 
 class MissingCommand(Exception):
@@ -92,16 +95,29 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = selected(commands, argv)
     try:
-        parser = build_parser(prog, description, commands, argv)
+        args = build_parser(prog, description, commands, argv).parse_args(argv)
+        module = load(args._command.module)
+        assert module is not None  # build_parser loaded it to configure the command
+        return int(module.run(args) or 0)
     except MissingCommand as exc:
         print(f"{prog}: '{exc}' is not part of this installation.", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
-    command: Command = args._command
-    module = load(command.module)
-    assert module is not None  # build_parser loaded it to configure the command
-    try:
-        return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if chosen is None or not chosen.extras or _ours(exc.name):
+            raise
+        print(
+            f"{prog} {' '.join(chosen.path)}: needs the Python module '{exc.name}', which is "
+            f"not installed. Install the extras it needs: pip install 'opendot[{chosen.extras}]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _ours(module_name: str | None) -> bool:
+    """A missing module of this project is a bug, never a missing extra."""
+    top = (module_name or "").partition(".")[0]
+    return top in {"functions", "runtime", "shared", "opendot"}
