@@ -191,6 +191,32 @@ grant update (name, status, updated_at, revoked_at) on table public.api_keys to 
 grant delete on table public.api_keys to authenticated;
 grant all on table public.api_keys to service_role;
 
+-- A revoked key stays revoked. Owners may update `status` and `revoked_at` on
+-- their own keys (that is how the API revokes), so without this guard the
+-- same grant would let them flip a key revoked because it leaked back to
+-- 'active', or clear revoked_at. Trigger functions need no EXECUTE to fire,
+-- so nobody gets it.
+create function private.api_keys_keep_revoked() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if old.status = 'revoked'
+     and (new.status is distinct from 'revoked' or new.revoked_at is distinct from old.revoked_at)
+  then
+    raise exception 'A revoked API key cannot be re-activated; create a new key.'
+      using errcode = 'check_violation';
+  end if;
+  return new;
+end;
+$$;
+revoke execute on function private.api_keys_keep_revoked() from public, anon, authenticated;
+
+create trigger api_keys_keep_revoked
+  before update on public.api_keys
+  for each row execute function private.api_keys_keep_revoked();
+
 -- ---------------------------------------------------------------------------
 -- user_secrets: per-user provider keys, sealed by the application with
 -- AES-GCM under OPENDOT_SECRETS_KEY (aad "<user_id>:<name>"). Owners may

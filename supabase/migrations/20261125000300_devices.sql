@@ -1,6 +1,20 @@
 -- Dot devices: inventory, live state, pairing (activation requests and
 -- credentials), factory HMAC keys, and deployments (agent -> device bindings).
 -- See 20261125000100_accounts.sql for the conventions.
+--
+-- Rows that belong to a device (device_state, deployment_device_targets)
+-- carry their owner's user_id, so their policies are `user_id = (select
+-- auth.uid())`, which an index answers directly. The first version
+-- authorised them through `device_id in (select id from devices where
+-- user_id = ...)`; RLS quals are security barriers, so the planner ran that as
+-- a hashed filter over a sequential scan, and with 10,000 devices `opendot
+-- bench db` showed both tables read in full on every platform-state request.
+-- The database keeps the copy honest, not the callers: composite foreign keys
+-- (user_id, device_id) -> devices (user_id, id) and (user_id, deployment_id)
+-- -> deployments (user_id, id) make it impossible for a row to name one user
+-- while pointing at another user's device or deployment. Callers need not
+-- supply user_id: a BEFORE INSERT trigger copies it from the device (RLS WITH
+-- CHECK then sees the device owner's id, so a stranger is refused).
 
 -- ---------------------------------------------------------------------------
 create table public.devices (
@@ -16,7 +30,10 @@ create table public.devices (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   deleted_at timestamptz,
-  check ((status = 'removed') = (deleted_at is not null))
+  check ((status = 'removed') = (deleted_at is not null)),
+  -- Target of the owner-carrying composite foreign keys below; user_id first,
+  -- so the referencing side's (user_id, ...) index serves policy and key alike.
+  constraint devices_user_id_id_key unique (user_id, id)
 );
 create unique index devices_user_serial_key on public.devices (user_id, serial_number)
   where deleted_at is null;
@@ -44,6 +61,24 @@ revoke all on table public.devices from anon, authenticated;
 grant select, insert, update, delete on table public.devices to authenticated;
 grant all on table public.devices to service_role;
 
+-- Fills user_id of a device's child rows from the device. EXECUTE is not
+-- checked when a trigger fires, so it is revoked from everyone; security
+-- definer lets it read the owner whatever the caller may see (the composite
+-- key re-checks the result).
+create function private.fill_owner_from_device() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if new.user_id is null then
+    select d.user_id into new.user_id from public.devices d where d.id = new.device_id;
+  end if;
+  return new;
+end;
+$$;
+revoke execute on function private.fill_owner_from_device() from public, anon, authenticated;
+
 -- ---------------------------------------------------------------------------
 -- device_state: live state, one row per device. firmware_version, board and
 -- the app/system info come from the firmware's OTA request body.
@@ -51,6 +86,7 @@ grant all on table public.devices to service_role;
 -- voice_turns of its sessions after this instant (null = since forever).
 create table public.device_state (
   device_id uuid primary key references public.devices (id) on delete cascade,
+  user_id uuid not null,
   availability text not null default 'unknown'
     check (availability in ('available', 'offline', 'unknown')),
   last_seen_at timestamptz,
@@ -64,24 +100,25 @@ create table public.device_state (
   desired_state_json jsonb not null default '{}'::jsonb,
   update_mode text not null default 'idle' check (update_mode in ('idle', 'checking', 'binding')),
   memory_reset_at timestamptz,
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  constraint device_state_device_owner_fkey foreign key (user_id, device_id)
+    references public.devices (user_id, id) on delete cascade on update cascade
 );
+-- Leads with user_id for the policy; also covers the composite foreign key.
+create index device_state_user_id_idx on public.device_state (user_id, device_id);
+create trigger device_state_fill_owner
+  before insert on public.device_state
+  for each row execute function private.fill_owner_from_device();
 alter table public.device_state enable row level security;
 
 create policy "device_state: read own devices" on public.device_state
-  for select to authenticated
-  using (device_id in (select d.id from public.devices d where d.user_id = (select auth.uid())));
+  for select to authenticated using (user_id = (select auth.uid()));
 create policy "device_state: create for own devices" on public.device_state
-  for insert to authenticated
-  with check (
-    device_id in (select d.id from public.devices d where d.user_id = (select auth.uid()))
-  );
+  for insert to authenticated with check (user_id = (select auth.uid()));
 create policy "device_state: update own devices" on public.device_state
   for update to authenticated
-  using (device_id in (select d.id from public.devices d where d.user_id = (select auth.uid())))
-  with check (
-    device_id in (select d.id from public.devices d where d.user_id = (select auth.uid()))
-  );
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
 
 revoke all on table public.device_state from anon, authenticated;
 grant select, insert, update on table public.device_state to authenticated;
@@ -195,7 +232,8 @@ create table public.deployments (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   activated_at timestamptz not null default now(),
-  superseded_at timestamptz
+  superseded_at timestamptz,
+  constraint deployments_user_id_id_key unique (user_id, id)
 );
 create index deployments_user_id_idx on public.deployments (user_id, status);
 create index deployments_agent_id_idx on public.deployments (agent_id, status);
@@ -260,6 +298,7 @@ grant all on table public.deployments to service_role;
 -- active target per device.
 create table public.deployment_device_targets (
   id uuid primary key default gen_random_uuid(),
+  user_id uuid not null,
   deployment_id uuid not null references public.deployments (id) on delete cascade,
   device_id uuid not null references public.devices (id) on delete cascade,
   status text not null default 'active' check (status in ('active', 'superseded', 'removed')),
@@ -268,7 +307,11 @@ create table public.deployment_device_targets (
   applied_at timestamptz,
   last_error text check (length(last_error) <= 4000),
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  constraint deployment_device_targets_device_owner_fkey foreign key (user_id, device_id)
+    references public.devices (user_id, id) on delete cascade on update cascade,
+  constraint deployment_device_targets_deployment_owner_fkey foreign key (user_id, deployment_id)
+    references public.deployments (user_id, id) on delete cascade on update cascade
 );
 create unique index deployment_device_targets_active_device_key
   on public.deployment_device_targets (device_id) where status = 'active';
@@ -276,31 +319,39 @@ create index deployment_device_targets_device_id_idx
   on public.deployment_device_targets (device_id, status);
 create index deployment_device_targets_deployment_id_idx
   on public.deployment_device_targets (deployment_id);
+create index deployment_device_targets_user_id_idx
+  on public.deployment_device_targets (user_id, device_id);
+create index deployment_device_targets_user_deployment_idx
+  on public.deployment_device_targets (user_id, deployment_id);
+create trigger deployment_device_targets_fill_owner
+  before insert on public.deployment_device_targets
+  for each row execute function private.fill_owner_from_device();
 alter table public.deployment_device_targets enable row level security;
 
 create policy "deployment_device_targets: read own" on public.deployment_device_targets
-  for select to authenticated
-  using (device_id in (select d.id from public.devices d where d.user_id = (select auth.uid())));
+  for select to authenticated using (user_id = (select auth.uid()));
+-- The deployment check duplicates the composite key on purpose: RLS runs
+-- before foreign keys, so a stranger's attempt is refused as a policy
+-- violation (42501) and learns nothing about the other row.
 create policy "deployment_device_targets: create own" on public.deployment_device_targets
   for insert to authenticated
   with check (
-    device_id in (select d.id from public.devices d where d.user_id = (select auth.uid()))
+    user_id = (select auth.uid())
     and deployment_id in (
       select dp.id from public.deployments dp where dp.user_id = (select auth.uid())
     )
   );
 create policy "deployment_device_targets: update own" on public.deployment_device_targets
   for update to authenticated
-  using (device_id in (select d.id from public.devices d where d.user_id = (select auth.uid())))
+  using (user_id = (select auth.uid()))
   with check (
-    device_id in (select d.id from public.devices d where d.user_id = (select auth.uid()))
+    user_id = (select auth.uid())
     and deployment_id in (
       select dp.id from public.deployments dp where dp.user_id = (select auth.uid())
     )
   );
 create policy "deployment_device_targets: delete own" on public.deployment_device_targets
-  for delete to authenticated
-  using (device_id in (select d.id from public.devices d where d.user_id = (select auth.uid())));
+  for delete to authenticated using (user_id = (select auth.uid()));
 
 revoke all on table public.deployment_device_targets from anon, authenticated;
 grant select, insert, update, delete on table public.deployment_device_targets to authenticated;

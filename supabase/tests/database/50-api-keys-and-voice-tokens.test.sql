@@ -1,6 +1,7 @@
--- Review hardening (migration 20261125002000): a revoked SDK key cannot be
--- brought back by its owner, and voice-token lifetimes are clamped whatever
--- the caller asks.
+-- SDK keys and voice-session tokens, as their owner: a revoked key cannot be
+-- brought back (trigger api_keys_keep_revoked, 20261125000100_accounts.sql),
+-- and voice-token lifetimes are clamped whatever the caller asks
+-- (private.issue_runtime_token, 20261125001100_runtime_token_functions.sql).
 begin;
 create extension if not exists pgtap with schema extensions;
 
