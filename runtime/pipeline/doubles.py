@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from runtime.pipeline.interfaces import (
+    LlmOutput,
     LlmRequest,
     PcmChunk,
     Pipeline,
@@ -46,7 +47,7 @@ class FunctionLLM:
         self.name = name
         self.requests: list[LlmRequest] = []
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmOutput]:
         self.requests.append(request)
         result = self.fn(request)
         if inspect.isawaitable(result):

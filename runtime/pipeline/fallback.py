@@ -26,6 +26,7 @@ from runtime.pipeline.interfaces import (
     LLM,
     STT,
     TTS,
+    LlmOutput,
     LlmRequest,
     PcmChunk,
     SttOptions,
@@ -120,7 +121,7 @@ class FallbackLLM:
         self.first_output_timeout_s = first_output_timeout_s
         self.name = _names(self.providers)
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmOutput]:
         run = _run(self.providers, lambda p: p.stream(request), self.first_output_timeout_s)
         try:
             async for delta in run:

@@ -12,7 +12,9 @@ little-endian mono; every chunk states its sample rate.
   and yields interim and final transcripts. The end of the input iterable means
   "the utterance is over, flush". A provider with its own endpointing yields a
   `Transcript(speech_final=True)` while input is still open.
-- LLM: `stream(request)` yields text deltas.
+- LLM: `stream(request)` yields text deltas and, when the request offers tools,
+  `ToolCall`s (each complete, its arguments streamed in and joined). The tool
+  loop (`runtime/tools/loop.py`) runs the calls and asks again with the results.
 - TTS: `stream(text, options)` yields `PcmChunk`s.
 
 Cancellation: closing the async generator (or cancelling the task iterating it)
@@ -96,18 +98,61 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: a name its API accepts, and a JSON schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for `name` with `arguments` (JSON text exactly as it wrote it)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """The assistant's turn that asked for tools (and any text it said first)."""
+
+    calls: tuple[ToolCall, ...]
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool's answer, fed back as data: always a tool result, never instructions."""
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+ChatItem = Message | ToolCalls | ToolResult
+LlmOutput = str | ToolCall
+
+
+@dataclass(frozen=True, slots=True)
 class LlmRequest:
     instructions: str
-    messages: Sequence[Message]
+    messages: Sequence[ChatItem]
     # The agent's normalised `llm` stage settings (PROTOCOLS §6), keyed by setting key.
     settings: Mapping[str, Any] = field(default_factory=dict)
     model: str = ""
+    tools: Sequence[ToolSpec] = ()
+    # "auto": the model may call tools; "none": it must answer in words (last step).
+    tool_choice: Literal["auto", "none"] = "auto"
 
 
 class LLM(Protocol):
     name: str
 
-    def stream(self, request: LlmRequest) -> AsyncIterator[str]: ...
+    def stream(self, request: LlmRequest) -> AsyncIterator[LlmOutput]: ...
 
 
 @dataclass(frozen=True, slots=True)

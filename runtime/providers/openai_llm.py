@@ -19,8 +19,9 @@ import collections
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,7 +32,14 @@ from runtime.pipeline.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from runtime.pipeline.interfaces import LlmRequest
+from runtime.pipeline.interfaces import (
+    LlmOutput,
+    LlmRequest,
+    Message,
+    ToolCall,
+    ToolCalls,
+    ToolResult,
+)
 from runtime.providers.http import CallPolicy, redact, shared_client, stream_body
 from runtime.providers.keys import ProviderKey
 from runtime.providers.llm_settings import LlmConfig, parse_llm_settings
@@ -78,23 +86,77 @@ def pacer_for(scope: str, rate: float) -> Pacer:
     return pacer
 
 
+def _chat_call_piece(piece: Mapping[str, Any], turn: _Turn) -> None:
+    """One streamed fragment of a Chat Completions tool call, joined by its index."""
+    key = f"chat-{piece.get('index', 0)}"
+    call = turn.pending.get(key)
+    if call is None:
+        # Some OpenAI-compatible servers leave the id out; the loop needs one to pair results.
+        call = turn.pending[key] = _PendingCall(call_id=f"call_{uuid.uuid4().hex[:16]}")
+    if isinstance(piece.get("id"), str) and piece["id"]:
+        call.call_id = piece["id"]
+    function = piece.get("function")
+    if isinstance(function, Mapping):
+        if isinstance(function.get("name"), str) and not call.name:
+            call.name = function["name"]
+        if isinstance(function.get("arguments"), str):
+            call.arguments += function["arguments"]
+
+
 def endpoint(base_url: str, api: str) -> str:
     suffix = "/responses" if api == "responses" else "/chat/completions"
     base = base_url.rstrip("/")
     return base if base.endswith(suffix) else base + suffix
 
 
+def _responses_items(request: LlmRequest) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for item in request.messages:
+        if isinstance(item, Message):
+            kind = "output_text" if item.role == "assistant" else "input_text"
+            items.append({"role": item.role, "content": [{"type": kind, "text": item.content}]})
+        elif isinstance(item, ToolCalls):
+            if item.text:
+                items.append(
+                    {"role": "assistant", "content": [{"type": "output_text", "text": item.text}]}
+                )
+            # Without the item ids: a function_call item with its id would require the
+            # reasoning item that preceded it, which a stateless replay does not keep.
+            items += [
+                {
+                    "type": "function_call",
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                }
+                for call in item.calls
+            ]
+        elif isinstance(item, ToolResult):
+            items.append(
+                {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+            )
+    return items
+
+
 def responses_body(config: LlmConfig, request: LlmRequest, model: str) -> dict[str, Any]:
-    items = []
-    for message in request.messages:
-        kind = "output_text" if message.role == "assistant" else "input_text"
-        items.append({"role": message.role, "content": [{"type": kind, "text": message.content}]})
     body: dict[str, Any] = {
         "model": model,
         "instructions": request.instructions,
-        "input": items,
+        "input": _responses_items(request),
         "stream": config.stream,
     }
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            }
+            for tool in request.tools
+        ]
+        body["tool_choice"] = request.tool_choice
+        body["parallel_tool_calls"] = True
     if config.temperature is not None:
         body["temperature"] = config.temperature
     if config.max_output_tokens is not None:
@@ -116,12 +178,49 @@ def responses_body(config: LlmConfig, request: LlmRequest, model: str) -> dict[s
     return body
 
 
-def chat_body(config: LlmConfig, request: LlmRequest, model: str) -> dict[str, Any]:
-    messages: list[dict[str, str]] = []
+def _chat_messages(request: LlmRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
-    messages += [{"role": m.role, "content": m.content} for m in request.messages]
+    for item in request.messages:
+        if isinstance(item, Message):
+            messages.append({"role": item.role, "content": item.content})
+        elif isinstance(item, ToolCalls):
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": item.text or None,
+                    "tool_calls": [
+                        {
+                            "id": call.call_id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        }
+                        for call in item.calls
+                    ],
+                }
+            )
+        elif isinstance(item, ToolResult):
+            messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.output})
+    return messages
+
+
+def chat_body(config: LlmConfig, request: LlmRequest, model: str) -> dict[str, Any]:
+    messages = _chat_messages(request)
     body: dict[str, Any] = {"model": model, "messages": messages, "stream": config.stream}
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": dict(tool.parameters),
+                },
+            }
+            for tool in request.tools
+        ]
+        body["tool_choice"] = request.tool_choice
     if config.temperature is not None:
         body["temperature"] = config.temperature
     if config.max_output_tokens is not None:
@@ -163,9 +262,32 @@ def responses_output_text(response: Mapping[str, Any]) -> str:
 
 
 @dataclass
+class _PendingCall:
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
 class _Turn:
     streamed: bool = False
     incomplete: str | None = None
+    # Calls whose arguments are still streaming: Responses by item id, Chat by index.
+    pending: dict[str, _PendingCall] = field(default_factory=dict)
+    emitted: set[str] = field(default_factory=set)
+
+    def finish_call(self, call: _PendingCall) -> list[LlmOutput]:
+        if not call.name or call.call_id in self.emitted:
+            return []
+        self.emitted.add(call.call_id)
+        self.streamed = True
+        return [ToolCall(call.call_id, call.name, call.arguments)]
+
+    def flush_calls(self) -> list[LlmOutput]:
+        out: list[LlmOutput] = []
+        for key in list(self.pending):
+            out += self.finish_call(self.pending.pop(key))
+        return out
 
 
 class OpenAICompatibleLLM:
@@ -207,7 +329,7 @@ class OpenAICompatibleLLM:
     def __repr__(self) -> str:
         return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self._base_url!r})"
 
-    async def stream(self, request: LlmRequest) -> AsyncIterator[str]:
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmOutput]:
         config = self._config
         if request.settings:
             merged = {**self._settings, **request.settings}
@@ -249,7 +371,8 @@ class OpenAICompatibleLLM:
         try:
             if not config.stream:
                 raw = b"".join([piece async for piece in pieces])
-                yield self._whole_text(raw, config.api, policy)
+                for out in self._whole(raw, config.api):
+                    yield out
                 return
             turn = _Turn()
             parser = SseParser()
@@ -260,14 +383,14 @@ class OpenAICompatibleLLM:
                 except SseError as exc:
                     raise ProviderBadResponse(self.name, str(exc)) from None
                 for event in events:
-                    for text in parse(event.data, turn, policy):
-                        turn.streamed = True
-                        yield text
+                    for out in parse(event.data, turn, policy):
+                        yield out
             for event in parser.finish():
-                for text in parse(event.data, turn, policy):
-                    turn.streamed = True
-                    yield text
-            if not turn.streamed:
+                for out in parse(event.data, turn, policy):
+                    yield out
+            for out in turn.flush_calls():
+                yield out
+            if not turn.streamed and not turn.emitted:
                 raise self._empty(turn.incomplete)
         finally:
             await pieces.aclose()
@@ -290,62 +413,117 @@ class OpenAICompatibleLLM:
             raise ProviderUnavailable(self.name, redact(_event_error(loaded), policy.secrets))
         return loaded
 
-    def _responses_event(self, data: str, turn: _Turn, policy: CallPolicy) -> list[str]:
+    def _responses_event(self, data: str, turn: _Turn, policy: CallPolicy) -> list[LlmOutput]:
         event = self._load(data, policy)
         if event is None:
             return []
         kind = event.get("type")
         if kind == "response.output_text.delta":
             delta = event.get("delta")
-            return [delta] if isinstance(delta, str) and delta else []
+            if isinstance(delta, str) and delta:
+                turn.streamed = True
+                return [delta]
+            return []
         if kind in ("response.failed", "error"):
             raise ProviderUnavailable(self.name, redact(_event_error(event), policy.secrets))
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            return self._function_item(event.get("item"), turn, done=kind.endswith("done"))
+        if kind == "response.function_call_arguments.delta":
+            call = turn.pending.get(str(event.get("item_id")))
+            delta = event.get("delta")
+            if call is not None and isinstance(delta, str):
+                call.arguments += delta
+            return []
+        if kind == "response.function_call_arguments.done":
+            call = turn.pending.get(str(event.get("item_id")))
+            if call is not None and isinstance(event.get("arguments"), str):
+                call.arguments = event["arguments"]
+            return []
         response = event.get("response")
         if kind in ("response.completed", "response.incomplete") and isinstance(response, Mapping):
             details = response.get("incomplete_details")
             if isinstance(details, Mapping) and details.get("reason"):
                 turn.incomplete = str(details["reason"])
+            out: list[LlmOutput] = []
+            for item in response.get("output") or []:
+                out += self._function_item(item, turn, done=True)
             if not turn.streamed:
                 text = responses_output_text(response)
-                return [text] if text else []
+                if text:
+                    turn.streamed = True
+                    out.insert(0, text)
+            return out
         return []
 
-    def _chat_event(self, data: str, turn: _Turn, policy: CallPolicy) -> list[str]:
+    @staticmethod
+    def _function_item(item: object, turn: _Turn, *, done: bool) -> list[LlmOutput]:
+        if not isinstance(item, Mapping) or item.get("type") != "function_call":
+            return []
+        key = str(item.get("id") or item.get("call_id") or "")
+        call = turn.pending.setdefault(key, _PendingCall())
+        call.call_id = str(item.get("call_id") or call.call_id or key)
+        call.name = str(item.get("name") or call.name)
+        if isinstance(item.get("arguments"), str) and (done or not call.arguments):
+            call.arguments = item["arguments"] or call.arguments
+        if not done:
+            return []
+        return turn.finish_call(turn.pending.pop(key))
+
+    def _chat_event(self, data: str, turn: _Turn, policy: CallPolicy) -> list[LlmOutput]:
         event = self._load(data, policy)
         if event is None:
             return []
-        out: list[str] = []
+        out: list[LlmOutput] = []
         for choice in event.get("choices") or []:
             if not isinstance(choice, Mapping):
                 continue
             delta = choice.get("delta") or {}
-            content = delta.get("content") if isinstance(delta, Mapping) else None
+            delta = delta if isinstance(delta, Mapping) else {}
+            content = delta.get("content")
             if isinstance(content, str) and content:
+                turn.streamed = True
                 out.append(content)
-            if choice.get("finish_reason") in ("length", "content_filter"):
-                turn.incomplete = str(choice["finish_reason"])
+            for piece in delta.get("tool_calls") or []:
+                if isinstance(piece, Mapping):
+                    _chat_call_piece(piece, turn)
+            reason = choice.get("finish_reason")
+            if reason in ("length", "content_filter"):
+                turn.incomplete = str(reason)
+            if reason:
+                out += turn.flush_calls()
         return out
 
-    def _whole_text(self, raw: bytes, api: str, policy: CallPolicy) -> str:
+    def _whole(self, raw: bytes, api: str) -> list[LlmOutput]:
+        """A non-streamed answer: its text and its tool calls."""
         try:
             data = json.loads(raw)
         except ValueError:
             raise ProviderBadResponse(self.name, "the answer is not JSON") from None
         if not isinstance(data, dict):
             raise ProviderBadResponse(self.name, "the answer is not a JSON object")
+        turn = _Turn()
+        calls: list[LlmOutput] = []
         if api == "responses":
             text = responses_output_text(data)
+            for item in data.get("output") or []:
+                calls += self._function_item(item, turn, done=True)
             details = data.get("incomplete_details")
             reason = details.get("reason") if isinstance(details, Mapping) else None
         else:
             choices = data.get("choices") or [{}]
-            message = choices[0].get("message") or {} if isinstance(choices[0], Mapping) else {}
+            first = choices[0] if isinstance(choices[0], Mapping) else {}
+            message = first.get("message") or {}
+            message = message if isinstance(message, Mapping) else {}
             text = str(message.get("content") or "")
-            reason = choices[0].get("finish_reason") if isinstance(choices[0], Mapping) else None
+            for index, piece in enumerate(message.get("tool_calls") or []):
+                if isinstance(piece, Mapping):
+                    _chat_call_piece({**piece, "index": index}, turn)
+            calls = turn.flush_calls()
+            reason = first.get("finish_reason")
             reason = reason if reason in ("length", "content_filter") else None
-        if not text:
+        if not text and not calls:
             raise self._empty(reason)
-        return text
+        return ([text] if text else []) + calls
 
     def _empty(self, reason: str | None) -> ProviderError:
         if reason:

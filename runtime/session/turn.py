@@ -29,6 +29,8 @@ from runtime.pipeline.interfaces import (
     TtsOptions,
 )
 from runtime.protocol.chunks import ChunkParser
+from runtime.tools.box import ToolBox
+from runtime.tools.loop import Filler, run_tool_loop
 
 log = logging.getLogger("opendot.runtime.turn")
 
@@ -190,11 +192,15 @@ class Reply:
         fixed_text: str | None = None,
         on_provider_error: Callable[[str, ProviderError], None] | None = None,
         max_parallel: int = MAX_PARALLEL_TTS,
+        tools: ToolBox | None = None,
+        filler: str | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._tts_options = tts_options
         self._marks = marks
         self._on_error = on_provider_error
+        self._tools = tools
+        self._filler = filler
         self._sem = asyncio.Semaphore(max_parallel)
         self._jobs: asyncio.Queue[SpeechJob | None] = asyncio.Queue()
         self._all: list[SpeechJob] = []
@@ -214,11 +220,11 @@ class Reply:
     def text(self) -> str:
         return " ".join(t for t in self.texts if t)
 
-    def _start(self, text: str, apology: bool = False) -> None:
+    def _start(self, text: str, apology: bool = False, *, remembered: bool = True) -> None:
         job = SpeechJob(index=len(self._all), text=text, apology=apology)
         job.task = asyncio.create_task(self._synth(job), name="tts")
         self._all.append(job)
-        if not apology:
+        if not apology and remembered:
             self.texts.append(text)
         self._marks.mark("first_chunk")
         self._jobs.put_nowait(job)
@@ -229,13 +235,18 @@ class Reply:
             if request is None:
                 self._start(fixed_text or APOLOGY_TEXT, apology=True)
                 return
-            async for delta in self._pipeline.llm.stream(request):
+            loop = run_tool_loop(self._pipeline.llm, request, self._tools, filler=self._filler)
+            async for delta in loop:
+                if isinstance(delta, Filler):
+                    # Spoken while tools run, not part of the answer the memory keeps.
+                    self._start(delta.text, remembered=False)
+                    continue
                 self._marks.mark("llm_first_token")
                 for text in parser.feed(delta):
                     self._start(text)
             for text in parser.finish():
                 self._start(text)
-            if not self._all:
+            if not self.texts:
                 raise ProviderError(self._pipeline.llm.name, "the reply had no spoken text")
         except ProviderError as exc:
             self.llm_error = exc

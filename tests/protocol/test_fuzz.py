@@ -8,6 +8,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runtime.protocol import mcp
 from runtime.protocol.browser import parse_browser_event, parse_browser_message
 from runtime.protocol.chunks import ChunkParser, split_sentences
 from runtime.protocol.device import parse_device_message, parse_server_message
@@ -184,3 +185,51 @@ def test_chunk_parser_never_raises_and_ignores_split_points(
 def test_split_sentences_never_raises(text: str) -> None:
     for sentence in split_sentences(text):
         assert sentence and sentence == sentence.strip()
+
+
+rpc_fields = st.sampled_from(
+    ["jsonrpc", "id", "method", "params", "result", "error", "tools", "nextCursor"]
+)
+rpc_payloads = (
+    st.dictionaries(
+        rpc_fields,
+        json_values | st.sampled_from(["2.0", "tools/list", "initialize", 1, 7.0]),
+        max_size=6,
+    )
+    | json_values
+)
+tool_entries = st.lists(
+    st.dictionaries(
+        st.sampled_from(["name", "description", "inputSchema", "annotations"]),
+        json_values | st.fixed_dictionaries({"type": st.sampled_from(["object", "array"])}),
+        max_size=4,
+    )
+    | json_values,
+    max_size=5,
+)
+
+
+@FUZZ
+@given(rpc_payloads, tool_entries, json_values)
+def test_mcp_parsers_never_raise(payload: object, tools: list[object], content: object) -> None:
+    parsed = mcp.parse_payload(payload)
+    assert isinstance(
+        parsed, mcp.Request | mcp.Notification | mcp.Result | mcp.Error | ProtocolError
+    )
+    page = mcp.parse_tools_page({"tools": tools, "nextCursor": content})
+    if isinstance(page, mcp.ToolsPage):
+        assert len(page.tools) + len(page.dropped) == len(tools)
+    mcp.parse_call_result({"content": content, "isError": content})
+    mcp.parse_call_result({"content": [content], "structuredContent": content})
+    mcp.parse_initialize({"serverInfo": content, "protocolVersion": content})
+    mcp.parse_vision({"capabilities": {"vision": content}})
+
+
+@FUZZ
+@given(st.integers(-(2**31), 2**31), st.text(max_size=30), json_values)
+def test_mcp_requests_round_trip(rid: int, name: str, value: object) -> None:
+    request = mcp.tools_call(rid, name, {"v": value})
+    parsed = mcp.parse_payload(json.loads(json.dumps(request.to_payload())))
+    assert isinstance(parsed, mcp.Request)
+    assert (parsed.id, parsed.method) == (rid, "tools/call")
+    assert parsed.params is not None and parsed.params["name"] == name
