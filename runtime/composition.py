@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.once import once
 from runtime.pipeline.errors import ConfigRefused
 from runtime.pipeline.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from runtime.pipeline.interfaces import LLM, STT, TTS, VAD, Pipeline
@@ -82,20 +82,13 @@ class _Skip(Exception):
 
 # --- process-wide local engines -----------------------------------------------------------------
 
-_vad_lock = threading.Lock()
-_vad: VAD | None = None
 
-
+@once
 def shared_vad() -> VAD:
     """One Silero VAD per process, so windows of all sessions batch together."""
-    global _vad
-    if _vad is None:
-        with _vad_lock:
-            if _vad is None:
-                from runtime.pipeline.vad import SileroVAD
+    from runtime.pipeline.vad import SileroVAD
 
-                _vad = SileroVAD()
-    return _vad
+    return SileroVAD()
 
 
 def _local_stt() -> STT:

@@ -13,6 +13,7 @@ import ctypes
 import threading
 
 from runtime.audio.errors import AudioError
+from runtime.once import once
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -103,15 +104,7 @@ class EspeakEngine:
         return b"".join(chunks)
 
 
-_engine: EspeakEngine | None = None
-_engine_lock = threading.Lock()
-
-
+@once
 def engine() -> EspeakEngine:
     """The process-wide engine, created on first use."""
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                _engine = EspeakEngine()
-    return _engine
+    return EspeakEngine()

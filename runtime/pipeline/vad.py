@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from runtime.once import once
 from runtime.pipeline.endpointing import EndpointConfig, Endpointer
 from runtime.pipeline.interfaces import UPLINK_RATE, VadEvent, VadOptions
 
@@ -79,29 +79,17 @@ class SileroModel:
         return output[:, 0], state
 
 
-_model: SileroModel | None = None
-_model_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-
-
+@once
 def silero_model() -> SileroModel:
     """The process-wide model, loaded on first use (about 30-50 ms)."""
-    global _model
-    if _model is None:
-        with _model_lock:
-            if _model is None:
-                _model = SileroModel()
-    return _model
+    return SileroModel()
 
 
+@once
 def _inference_executor() -> ThreadPoolExecutor:
     # One inference thread: onnxruntime releases the GIL, so the event loop
     # keeps serving sockets while a batch runs, and windows queue up meanwhile.
-    global _executor
-    with _model_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendot-vad")
-        return _executor
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="opendot-vad")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from runtime.audio.pcm import whole_samples
 from runtime.pipeline.errors import (
     ProviderBadResponse,
     ProviderError,
@@ -266,13 +267,8 @@ class DeepgramTTS:
             content=json.dumps({"text": text}).encode(),
         )
         pieces = stream_body(client, request, self.endpoint.policy())
-        carry = b""
         try:
-            async for piece in pieces:
-                data = carry + piece
-                even = len(data) - len(data) % 2
-                carry = data[even:]
-                if even:
-                    yield PcmChunk(pcm=data[:even], sample_rate=rate)
+            async for pcm in whole_samples(pieces):
+                yield PcmChunk(pcm=pcm, sample_rate=rate)
         finally:
             await pieces.aclose()

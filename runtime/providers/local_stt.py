@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.audio.resample import StreamResampler
+from runtime.once import once
 from runtime.pipeline.errors import ConfigRefused, ProviderBadResponse, ProviderError
 from runtime.pipeline.interfaces import UPLINK_RATE, SttOptions, Transcript
 
@@ -96,18 +97,10 @@ class WhisperEngine:
         )
 
 
-_engine: WhisperEngine | None = None
-_engine_lock = threading.Lock()
-
-
+@once
 def whisper_engine() -> WhisperEngine:
     """The process-wide engine, loaded on first use (about 0.4 s)."""
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                _engine = WhisperEngine()
-    return _engine
+    return WhisperEngine()
 
 
 class LocalWhisperSTT:

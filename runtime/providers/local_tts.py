@@ -16,13 +16,13 @@ one sentence per step, so closing the stream stops after the current sentence.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import numpy as np
 
 from runtime.audio.errors import AudioError
+from runtime.once import once
 from runtime.pipeline.errors import ProviderBadResponse, ProviderError
 from runtime.pipeline.interfaces import PcmChunk, TtsOptions
 from runtime.protocol.chunks import split_sentences
@@ -46,18 +46,10 @@ def _load_piper() -> Any:
     )
 
 
-_voice: Any = None
-_voice_lock = threading.Lock()
-
-
+@once
 def piper_voice() -> Any:
     """The process-wide Piper voice, loaded on first use (about 0.5 s, 63 MB)."""
-    global _voice
-    if _voice is None:
-        with _voice_lock:
-            if _voice is None:
-                _voice = _load_piper()
-    return _voice
+    return _load_piper()
 
 
 def _next_or_none(iterator: Iterator[bytes]) -> bytes | None:

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator
 
 from runtime.audio.containers import wav_bytes
+from runtime.audio.pcm import whole_samples
 from runtime.pipeline.errors import ProviderBadResponse
 from runtime.pipeline.interfaces import PcmChunk, SttOptions, Transcript, TtsOptions
 from runtime.providers.endpoint import Endpoint
@@ -108,13 +109,8 @@ class OpenAITTS:
             content=json.dumps(body).encode(),
         )
         pieces = stream_body(client, request, self.endpoint.policy())
-        carry = b""
         try:
-            async for piece in pieces:
-                data = carry + piece
-                even = len(data) - len(data) % 2
-                carry = data[even:]
-                if even:
-                    yield PcmChunk(pcm=data[:even], sample_rate=TTS_RATE)
+            async for pcm in whole_samples(pieces):
+                yield PcmChunk(pcm=pcm, sample_rate=TTS_RATE)
         finally:
             await pieces.aclose()

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime.pipeline.errors import ProviderError
 from runtime.pipeline.interfaces import (
@@ -33,6 +33,15 @@ from runtime.tools.box import ToolBox
 from runtime.tools.loop import Filler, run_tool_loop
 
 log = logging.getLogger("opendot.runtime.turn")
+
+T = TypeVar("T")
+
+
+async def until_none(queue: asyncio.Queue[T | None]) -> AsyncIterator[T]:
+    """What a producer puts on `queue`, in order, until it puts None (its end mark)."""
+    while (item := await queue.get()) is not None:
+        yield item
+
 
 APOLOGY_TEXT = "Sorry, I could not answer that. Please try again."
 MAX_PARALLEL_TTS = 3
@@ -106,16 +115,9 @@ class Utterance:
             self.ended = True
             self._queue.put_nowait(None)
 
-    async def _audio(self) -> AsyncIterator[bytes]:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            yield item
-
     async def _run(self, stt: STT, options: SttOptions) -> None:
         try:
-            async for transcript in stt.stream(self._audio(), options):
+            async for transcript in stt.stream(until_none(self._queue), options):
                 if transcript.is_final:
                     if transcript.text.strip():
                         self.finals.append(transcript.text.strip())
@@ -162,12 +164,8 @@ class SpeechJob:
     task: asyncio.Task[None] | None = None
     failed: bool = False
 
-    async def audio(self) -> AsyncIterator[PcmChunk]:
-        while True:
-            chunk = await self.queue.get()
-            if chunk is None:
-                return
-            yield chunk
+    def audio(self) -> AsyncIterator[PcmChunk]:
+        return until_none(self.queue)
 
     async def pcm(self) -> tuple[bytes, int]:
         """All of the job's audio at one rate (the first chunk's)."""
@@ -278,12 +276,8 @@ class Reply:
         finally:
             job.queue.put_nowait(None)
 
-    async def jobs(self) -> AsyncIterator[SpeechJob]:
-        while True:
-            job = await self._jobs.get()
-            if job is None:
-                return
-            yield job
+    def jobs(self) -> AsyncIterator[SpeechJob]:
+        return until_none(self._jobs)
 
     async def aclose(self) -> None:
         tasks: list[asyncio.Task[Any]] = [self._producer]

@@ -17,12 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.infra.conftest import RUNNING_PYTHON, TIME_UNIT, base_python, load_builder
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER = ROOT / "functions" / "handler.py"
 
 # Reads a JSON list of payload-2.0 events on stdin, runs them through one
 # imported handler (like one warm Lambda execution environment) and prints the
@@ -158,7 +155,6 @@ def _body(response: Mapping[str, Any]) -> Any:
     return json.loads(text) if text else None
 
 
-@pytest.mark.skipif(not HANDLER.exists(), reason="functions/handler.py is not written yet")
 def test_handler_from_the_artefact_serves_payload_2_events(
     lambda_build: tuple[Any, Path], database_url: str, tmp_path: Path
 ) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from functions.settings import ApiSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "sam" / "template.yaml"
 SECRET_VARIABLES = (
@@ -144,8 +146,7 @@ def test_timeout_fits_inside_the_gateway_limit(function: dict[str, Any]) -> None
 
 
 def test_environment_names_are_real_api_settings(function: dict[str, Any]) -> None:
-    settings = pytest.importorskip("functions.settings")
-    aliases = {f.alias for f in settings.ApiSettings.model_fields.values() if f.alias}
+    aliases = {f.alias for f in ApiSettings.model_fields.values() if f.alias}
     # The revision only exists to make CloudFormation re-resolve the secrets.
     unknown = set(function["Environment"]["Variables"]) - aliases - {"OPENDOT_SECRETS_REVISION"}
     assert not unknown
@@ -156,7 +157,6 @@ def test_production_settings_accept_the_template_environment(
 ) -> None:
     """The literal values the template sets, plus stand-ins for the parameters
     and secrets, make a valid production ApiSettings."""
-    settings = pytest.importorskip("functions.settings")
     stand_ins = {
         "OPENDOT_LOG_LEVEL": "INFO",
         "OPENDOT_LOCAL_AUTH_DISABLED": "false",
@@ -176,7 +176,7 @@ def test_production_settings_accept_the_template_environment(
             monkeypatch.delenv(name, raising=False)
             continue
         monkeypatch.setenv(name, value if isinstance(value, str) else stand_ins[name])
-    api = settings.ApiSettings()
+    api = ApiSettings()
     assert api.env == "production"
     assert api.auth_required is True
     assert api.uses_transaction_pooler is True
