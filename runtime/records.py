@@ -135,9 +135,7 @@ class RecordSink:
 
     async def _flush_pass(self) -> bool:
         try:
-            for session_id, body in list(self._opens.items()):
-                await self._send(self._api.open_session(body))
-                self._opens.pop(session_id, None)
+            await self._send_opens()
             while self._turns or self._events:
                 turns = list(self._turns)[:BATCH_TURNS]
                 events = list(self._events)[:BATCH_EVENTS]
@@ -151,6 +149,9 @@ class RecordSink:
                 self._metrics.records_sent.inc(len(events), kind="event")
                 if self._on_turns_persisted is not None and turns:
                     self._on_turns_persisted([str(t["id"]) for t in turns])
+                # A session may have started while that batch was in flight: the API
+                # refuses records of a session it has not seen opened.
+                await self._send_opens()
             for session_id, body in list(self._closes.items()):
                 if session_id in self._opens:
                     continue
@@ -161,6 +162,13 @@ class RecordSink:
             log.warning("records not persisted yet (%s); %d buffered", exc, self.pending)
             return False
         return True
+
+    async def _send_opens(self) -> None:
+        """Open every session waiting to be opened, those that start meanwhile included."""
+        while self._opens:
+            session_id, body = next(iter(self._opens.items()))
+            await self._send(self._api.open_session(body))
+            self._opens.pop(session_id, None)
 
     async def _send(self, call: Any) -> None:
         try:

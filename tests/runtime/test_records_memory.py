@@ -158,3 +158,40 @@ def test_a_turn_stored_during_a_verify_is_still_merged() -> None:
     pending.persisted(["t1"])  # the record's answer comes before the verify's
     pending.merge_into("d1", from_verify, read_at=read_at)
     assert from_verify.turns() == [("what is the weather", "Sunny.")]
+
+
+class StrictApi(Api):
+    """Refuses records of a session it has not seen opened, as the real API does (404);
+    while one batch is in flight, a new session opens and records a turn."""
+
+    def __init__(self, sink_ref: list[RecordSink]) -> None:
+        super().__init__()
+        self.opened: set[str] = set()
+        self.sink_ref = sink_ref
+
+    async def open_session(self, body: Mapping[str, Any]) -> None:
+        await super().open_session(body)
+        self.opened.add(body["sessionId"])
+
+    async def post_records(self, turns: list[Any], events: list[Any]) -> None:
+        unknown = {r["sessionId"] for r in [*turns, *events]} - self.opened
+        if unknown:
+            raise ApiRefused(404, f"Unknown voice session {sorted(unknown)[0]}.")
+        await super().post_records(turns, events)
+        if len(self.calls) == 2:  # the first batch: a session starts meanwhile
+            sink = self.sink_ref[0]
+            sink.open_session({"sessionId": "late"})
+            sink.add_turn({"id": "late-1", "sessionId": "late"})
+
+
+async def test_a_session_opened_while_a_batch_is_in_flight_is_opened_before_its_turns() -> None:
+    ref: list[RecordSink] = []
+    api = StrictApi(ref)
+    sink = RecordSink(api, Metrics())
+    ref.append(sink)
+    sink.open_session({"sessionId": "s"})
+    sink.add_turn(turn(1))
+    assert await sink.flush_once()
+    assert sink.pending == 0
+    assert [name for name, _ in api.calls] == ["open", "records", "open", "records"]
+    assert api.calls[3][1][0] == [{"id": "late-1", "sessionId": "late"}]
