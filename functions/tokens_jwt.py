@@ -1,6 +1,6 @@
 """Bearer verification: local session JWTs, Supabase JWTs (JWKS or legacy HS256).
 
-Order (PROTOCOLS §1): a local session JWT when local auth is on; a Supabase JWT
+Order (docs/protocols.md §1): a local session JWT when local auth is on; a Supabase JWT
 through the project's JWKS (ES256/RS256 only, issuer and audience checked); the
 legacy Supabase HS256 secret. Each path pins its algorithm list, so `alg:none`
 and HS256-signed-with-a-public-key tokens never verify. Opaque `od_sk_` keys

@@ -1,4 +1,4 @@
-"""Client of the platform API's internal endpoints (CONTRACTS.md, "Internal API").
+"""Client of the platform API's internal endpoints (docs/internal-api.md).
 
 Every call carries `X-OpenDot-Runtime-Secret`, has a timeout, and maps transport
 failures to `ApiUnavailable` and refusals to `ApiRefused`, so callers handle two

@@ -1,6 +1,6 @@
 """The one definition of an agent's configuration: four stages plus the realtime block.
 
-The public agent JSON (PROTOCOLS §1 "VoiceAgent") carries each stage as a UI
+The public agent JSON (docs/protocols.md §6) carries each stage as a UI
 descriptor: label, provider, model, options and a list of settings with their
 control type. Only the *values* are the user's; everything else comes from the
 defaults defined here. `normalize_pipeline` therefore re-projects whatever was

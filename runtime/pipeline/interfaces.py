@@ -141,7 +141,7 @@ LlmOutput = str | ToolCall
 class LlmRequest:
     instructions: str
     messages: Sequence[ChatItem]
-    # The agent's normalised `llm` stage settings (PROTOCOLS §6), keyed by setting key.
+    # The agent's normalised `llm` stage settings (docs/protocols.md §6), keyed by setting key.
     settings: Mapping[str, Any] = field(default_factory=dict)
     model: str = ""
     tools: Sequence[ToolSpec] = ()

@@ -1,4 +1,4 @@
-"""Messages of the browser socket `/voice` (PROTOCOLS §4).
+"""Messages of the browser socket `/voice` (docs/protocols.md §4).
 
 Client -> server: binary PCM16 LE mono 16 kHz, and JSON `finalize`,
 `force_response`, `reset`, `interrupt`, `configure` (always refused).

@@ -1,4 +1,4 @@
-"""The streamed `<chunk>` reply format (PROTOCOLS §5).
+"""The streamed `<chunk>` reply format (docs/protocols.md §5).
 
 The LLM answers as `<chunk>short spoken phrase</chunk><chunk>...`. Each closed
 chunk goes to TTS at once, so speech starts after the first phrase rather than

@@ -1,4 +1,4 @@
-"""The `llm` stage settings (PROTOCOLS §6) parsed into one typed, checked value.
+"""The `llm` stage settings (docs/protocols.md §6) parsed into one typed, checked value.
 
 Settings arrive as the console stores them: numbers as strings, JSON objects as
 text, key-value lists in several shapes. Parsing is liberal about shape and

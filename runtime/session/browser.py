@@ -1,4 +1,4 @@
-"""A browser's session on `/voice`: PCM16 16 kHz in, PROTOCOLS §4 events out.
+"""A browser's session on `/voice`: PCM16 16 kHz in, docs/protocols.md §4 events out.
 
 Same lifecycle and turn machinery as a device (`base.VoiceSession`, `Utterance`,
 `Reply`), different edges: audio arrives as raw PCM, replies go out as JSON

@@ -1,6 +1,6 @@
 """Device messages exactly as the xiaozhi firmware (78/xiaozhi-esp32) sends them.
 
-Written from the protocol notes (PROTOCOLS §3, the firmware's
+Written from the protocol notes (docs/protocols.md §3, the firmware's
 `docs/websocket.md` and `main/protocols/websocket_protocol.cc` as summarised
 in the research notes): the hello has no session_id, later messages echo the
 server's, the wake-word detect carries the wake word, and MCP replies are

@@ -42,7 +42,7 @@ class FakeDevice:
 
 @dataclass
 class FakePlatform:
-    """The internal endpoints of CONTRACTS.md, in memory."""
+    """The internal endpoints of docs/internal-api.md, in memory."""
 
     devices: dict[str, FakeDevice] = field(default_factory=dict)
     voice_tokens: dict[str, dict[str, Any] | None] = field(default_factory=dict)
