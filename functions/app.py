@@ -28,8 +28,10 @@ from functions.routers import (
     api_keys,
     auth,
     devices,
+    firmware,
     health,
     internal_devices,
+    internal_firmware,
     internal_runtime,
     platform_state,
     runtime_sessions,
@@ -38,6 +40,7 @@ from functions.routers import (
 )
 from functions.settings import ApiSettings
 from functions.tokens_jwt import TokenVerifier
+from shared.firmware.storage import build_storage
 
 log = logging.getLogger("opendot.api")
 
@@ -47,11 +50,13 @@ ROUTERS = (
     platform_state.router,
     agents.router,
     devices.router,
+    firmware.router,
     runtime_sessions.router,
     user_settings.router,
     api_keys.router,
     secrets.router,
     internal_devices.router,
+    internal_firmware.router,
     internal_runtime.router,
 )
 
@@ -61,6 +66,7 @@ _UNIQUE_MESSAGES = {
     "app_users_provider_subject_key": "An account already exists for this email.",
     "agents_user_slug_key": "An agent with this name already exists.",
     "user_secrets_user_id_name_key": "A secret with this name already exists.",
+    "firmware_rollouts_live_board_key": "This board already has a live rollout.",
 }
 _STATUS_SENTENCES = {
     400: "The request is not valid.",
@@ -176,7 +182,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = Services(
-        settings=settings, db=Database(settings), verifier=TokenVerifier(settings)
+        settings=settings,
+        db=Database(settings),
+        verifier=TokenVerifier(settings),
+        firmware=build_storage(settings, settings.runtime_internal_secret.get_secret_value()),
     )
     for router in ROUTERS:
         app.include_router(router)

@@ -30,6 +30,7 @@ from functions.errors import Unauthorized
 from functions.settings import ApiSettings
 from functions.sql_text import LiteralError, literal, uuid_literal
 from functions.tokens_jwt import Identity, TokenVerifier
+from shared.firmware.storage import FirmwareStorage
 from shared.tokens import API_KEY_PREFIX, token_hash
 
 _BEARER = re.compile(r"^\s*bearer[ \t]+(\S+)\s*$", re.IGNORECASE)
@@ -75,6 +76,7 @@ class Services:
     db: Database
     verifier: TokenVerifier
     agent_cache: AgentContentCache = field(default_factory=AgentContentCache)
+    firmware: FirmwareStorage | None = None  # release files (shared/firmware/storage.py)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from functions.agents_store import iso, parse_uuid
 
 _SELECT = """
 select d.id, d.user_id, d.display_name, d.model, d.serial_number, d.device_endpoint,
-       d.hardware_id, d.updated_at,
+       d.hardware_id, d.firmware_pin, d.updated_at,
        coalesce(s.availability, 'unknown') as availability,
        coalesce(s.ip_address, '') as ip_address, s.last_seen_at,
        coalesce(s.update_mode, 'idle') as update_mode, s.firmware_version, s.board,
@@ -47,6 +47,7 @@ def device_json(row: asyncpg.Record) -> dict[str, Any]:
         "updateMode": row["update_mode"],
         "firmwareVersion": row["firmware_version"],
         "board": row["board"],
+        "firmwarePin": row["firmware_pin"],
         "updatedAt": iso(row["updated_at"]),
     }
 

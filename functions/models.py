@@ -178,6 +178,7 @@ class DotDevice(CamelModel):
     update_mode: str
     firmware_version: str | None
     board: str | None
+    firmware_pin: str | None
     updated_at: str
 
 
@@ -210,6 +211,8 @@ class DeviceUpdate(RequestBody):
     bound_at: str | None = Field(default=None, max_length=64)
     follow_latest: bool | None = None
     update_mode: Literal["idle", "checking", "binding"] | None = None
+    # Hold the Dot on this firmware version (a release of its board); null releases it.
+    firmware_pin: str | None = Field(default=None, max_length=64)
 
 
 class ClaimBody(RequestBody):

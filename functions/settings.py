@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from shared.firmware.settings import FirmwareSettings
 from shared.settings import CommonSettings, SettingsError
 
 DEV_USER_ID = "00000000-0000-4000-8000-000000000001"
@@ -27,7 +28,7 @@ def parse_duration(text: str | float) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(CommonSettings, FirmwareSettings):
     """Everything `create_app` and the Lambda handler read."""
 
     host: str = Field(

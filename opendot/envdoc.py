@@ -19,6 +19,7 @@ from functions.settings import ApiSettings
 from runtime.providers.settings import ProviderSettings
 from runtime.settings import RuntimeSettings
 from shared.db.settings import DbSettings
+from shared.firmware.settings import FirmwareSettings
 from shared.settings import CommonSettings
 
 # (section title, class). Classes that inherit fields from an earlier one only
@@ -26,6 +27,7 @@ from shared.settings import CommonSettings
 SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Common (API and runtime)", CommonSettings),
     ("Database tooling (opendot db, opendot up)", DbSettings),
+    ("Firmware updates (API and runtime)", FirmwareSettings),
     ("Platform API (functions/)", ApiSettings),
     ("Voice runtime (runtime/)", RuntimeSettings),
     ("Speech and language providers", ProviderSettings),

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from runtime.api_client import ApiUnavailable
+from runtime.firmware_files import FirmwareFiles
 from runtime.session.context import RuntimeContext
 from runtime.settings import RuntimeSettings
 
@@ -43,6 +44,11 @@ def routes(ctx: RuntimeContext, readiness: Readiness, version: str) -> list[Rout
         Route("/ota", ota_bootstrap, methods=["POST", "GET"]),
         Route("/ota/activate", activate, methods=["POST"]),
         Route("/ota/activate/", activate, methods=["POST"]),
+        Route(
+            "/ota/firmware/{token}",
+            FirmwareFiles(ctx.settings, ctx.api).serve,
+            methods=["GET"],
+        ),
     ]
 
 

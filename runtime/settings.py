@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from shared.firmware.settings import FirmwareFileSettings
 from shared.settings import CommonSettings
 
 
-class RuntimeSettings(CommonSettings):
+class RuntimeSettings(CommonSettings, FirmwareFileSettings):
     host: str = Field(default="0.0.0.0", alias="RUNTIME_HOST", description="Bind address.")
     port: int = Field(default=8787, alias="RUNTIME_PORT", description="Bind port.")
     platform_api_internal_url: str = Field(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from functions import agents_store, devices_store
+from functions import agents_store, devices_store, firmware_pin
 from functions.deps import Ctx, UserDb
 from functions.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from functions.models import ClaimBody, DeviceCreate, DeviceEnvelope, DeviceList, DeviceUpdate, Ok
@@ -110,6 +110,8 @@ async def update_device(device_key: str, body: DeviceUpdate, ctx: UserDb) -> Dev
             _parse_time(body.last_seen_at, "lastSeenAt"),
             body.update_mode,
         )
+    if "firmware_pin" in sent:
+        await firmware_pin.apply(ctx.conn, row, body.firmware_pin)
     await _apply_binding(ctx, row, body)
     return await _envelope(ctx, device_id)
 

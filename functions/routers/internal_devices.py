@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from functions import activation, agents_store, devices_store
-from functions.deps import InternalDb, SettingsDep
+from functions.deps import InternalDb, SettingsDep, services
 from functions.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from functions.firmware_offer import firmware_answer
 from functions.models import Ok, RequestBody
 from shared.secretbox import SecretBoxError, open_
 from shared.tokens import (
@@ -122,6 +123,17 @@ async def bootstrap(
     assert row is not None
     if row["kind"] == "known":
         answer["websocket"] = {**ws, "version": 1}
+        offer = await firmware_answer(
+            conn,
+            storage=services(request).firmware,
+            settings=settings,
+            device_id=row["device_id"],
+            version=firmware,
+            board=board,
+            websocket_url=ws["url"],
+        )
+        if offer is not None:
+            answer["firmware"] = offer
         return answer
     activation_id = row["activation_id"]
     token = presented if row["token_kept"] and presented else new_token

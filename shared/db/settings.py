@@ -13,5 +13,6 @@ class DbSettings(BaseOpenDotSettings):
     data_dir: Path = Field(
         default=Path(".opendot"),
         alias="OPENDOT_DATA_DIR",
-        description="Where `opendot up` keeps the embedded PostgreSQL data (pgdata/ inside).",
+        description="Where `opendot up` keeps its data: the embedded PostgreSQL (pgdata/) "
+        "and, with local firmware storage, the release files (firmware/).",
     )
