@@ -66,7 +66,7 @@ select json_build_object(
       'boundAt', case when a.name is not null then to_char(t.applied_at at time zone 'UTC', $2) end,
       'followLatest', a.name is not null and coalesce(dp.follow_latest, false),
       'updateMode', coalesce(s.update_mode, 'idle'),
-      'firmwareVersion', s.firmware_version, 'board', s.board,
+      'firmwareVersion', s.firmware_version, 'board', s.board, 'firmwarePin', d.firmware_pin,
       'updatedAt', to_char(d.updated_at at time zone 'UTC', $2)
     ) order by d.updated_at desc), '[]'::json)
     from public.devices d
