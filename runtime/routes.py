@@ -1,4 +1,4 @@
-"""The runtime's HTTP routes: /health, /metrics and the OTA proxy.
+"""The runtime's HTTP routes: /health, /metrics, the OTA proxy and firmware files.
 
 Each handler is a module-level function that takes the request and what it
 needs (the `RuntimeContext`, a readiness probe); `routes()` binds them and is
