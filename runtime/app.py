@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket as socketlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -27,6 +27,9 @@ from runtime.session.context import PipelineFactory, RuntimeContext
 from runtime.session.memory import PendingTurns
 from runtime.session.socket import AsgiSocket, Receive, Scope, Send
 from runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    from runtime.realtime.services import RealtimeServices
 
 log = logging.getLogger("opendot.runtime")
 
@@ -73,9 +76,12 @@ def create_app(
     pipeline_factory: PipelineFactory | None = None,
     api_transport: httpx.AsyncBaseTransport | None = None,
     readiness: Callable[[], Mapping[str, Any]] | None = None,
+    realtime: RealtimeServices | None = None,
 ) -> RuntimeApp:
     settings = settings or RuntimeSettings()
     ctx = _context(settings, pipeline_factory, api_transport)
+    if realtime is not None:
+        ctx.realtime = realtime
     http = Starlette(
         routes=routes(ctx, readiness or composition.readiness, _version()),
         lifespan=lifespan(

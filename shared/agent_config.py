@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -312,6 +313,14 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
 
 _REALTIME: Final[dict[str, Any]] = {
     "provider": "openai",
+    # Same meaning as a pipeline stage's base_url / api_key_name: "" is the
+    # provider's own URL (the operator's OPENAI_BASE_URL for openai; azure needs
+    # its resource URL, https://<resource>.openai.azure.com/openai/v1).
+    "baseUrl": "",
+    "apiKeyName": "OPENAI_API_KEY",
+    # "pipeline": after the provider fails, the next turns run on the agent's stages.
+    "fallback": "none",
+    "transcriptionModel": "gpt-4o-mini-transcribe",
     "model": "gpt-realtime-2",
     "voice": "marin",
     "instructions": DEFAULT_REALTIME_INSTRUCTIONS,
@@ -327,6 +336,9 @@ _REALTIME: Final[dict[str, Any]] = {
     },
 }
 REALTIME_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
+    "provider": ("openai", "azure"),
+    "fallback": ("none", "pipeline"),
+    # Suggestions: any model (an Azure deployment, a compatible server's name) is allowed.
     "model": ("gpt-realtime-2", "gpt-realtime-mini"),
     "voice": (
         "marin",
@@ -564,13 +576,27 @@ def compact_pipeline(stages: Any) -> list[dict[str, Any]]:
     ]
 
 
+# Model and deployment names, key names: short, printable, no spaces or quotes.
+_REALTIME_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+MAX_BASE_URL_CHARS: Final = 500
+
+
 def normalize_realtime(stored: Any) -> dict[str, Any]:
     realtime = default_realtime()
     if not isinstance(stored, Mapping):
         return realtime
-    for key in ("model", "voice", "reasoningEffort"):
+    for key in ("provider", "fallback", "voice", "reasoningEffort"):
         if stored.get(key) in REALTIME_CHOICES[key]:
             realtime[key] = stored[key]
+    for key in ("model", "transcriptionModel", "apiKeyName"):
+        name = _as_text(stored.get(key))
+        if name is not None and _REALTIME_NAME.match(name.strip()):
+            realtime[key] = name.strip()
+        elif key == "apiKeyName" and name is not None and not name.strip():
+            realtime[key] = ""  # no key: an OpenAI-compatible server that needs none
+    base_url = _as_text(stored.get("baseUrl"))
+    if base_url is not None and len(base_url.strip()) <= MAX_BASE_URL_CHARS:
+        realtime["baseUrl"] = base_url.strip()
     instructions = stored.get("instructions")
     if isinstance(instructions, str) and instructions.strip():
         realtime["instructions"] = instructions.strip()

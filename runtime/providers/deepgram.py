@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -38,7 +38,13 @@ from runtime.pipeline.errors import (
 )
 from runtime.pipeline.interfaces import PcmChunk, SttOptions, Transcript, TtsOptions
 from runtime.providers.endpoint import Endpoint
-from runtime.providers.http import map_exception, redact, status_error, stream_body
+from runtime.providers.http import (
+    RedactingLogger,
+    map_exception,
+    redact,
+    status_error,
+    stream_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +81,6 @@ def ws_base(base_url: str) -> str:
     parts = urlsplit(base_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
-    """websockets logs every handshake header at DEBUG, Authorization included."""
-
-    def __init__(self, logger: logging.Logger, secrets: Sequence[str]) -> None:
-        super().__init__(logger, {})
-        self._secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if self.isEnabledFor(level):
-            clean = tuple(redact(a, self._secrets) if isinstance(a, str) else a for a in args)
-            super().log(level, msg, *clean, **kwargs)
 
 
 @dataclass
@@ -153,7 +146,7 @@ class DeepgramSTT:
                     close_timeout=1.0,
                     ping_interval=10,
                     max_size=1 << 20,
-                    logger=_RedactingLogger(log, endpoint.policy().secrets),
+                    logger=RedactingLogger(log, endpoint.policy().secrets),
                     **kwargs,
                 )
             except InvalidStatus as exc:

@@ -28,6 +28,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -75,6 +76,19 @@ def redact(text: str, secrets: Sequence[str]) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return _KEYLIKE.sub("[redacted]", text)
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """For websockets, which logs every handshake header at DEBUG, Authorization included."""
+
+    def __init__(self, logger: logging.Logger, secrets: Sequence[str]) -> None:
+        super().__init__(logger, {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            clean = tuple(redact(a, self._secrets) if isinstance(a, str) else a for a in args)
+            super().log(level, msg, *clean, **kwargs)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.api_client import InternalApi
 from runtime.metrics import Metrics
@@ -16,6 +16,9 @@ from runtime.pipeline.interfaces import Pipeline
 from runtime.records import RecordSink
 from runtime.session.memory import PendingTurns
 from runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    from runtime.realtime.services import RealtimeServices
 
 log = logging.getLogger("opendot.runtime.sessions")
 
@@ -93,6 +96,12 @@ class SessionRegistry:
             await asyncio.sleep(0.02)
 
 
+def _realtime_services() -> RealtimeServices:
+    from runtime.realtime.services import RealtimeServices
+
+    return RealtimeServices()
+
+
 @dataclass
 class RuntimeContext:
     settings: RuntimeSettings
@@ -104,6 +113,8 @@ class RuntimeContext:
     registry: SessionRegistry = field(default_factory=SessionRegistry)
     instance: str = "runtime"
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Speech-to-speech: provider settings (read on first use), fallback breaker, offline voice.
+    realtime: RealtimeServices = field(default_factory=lambda: _realtime_services())
 
     def spawn(self, coro: Any, name: str) -> None:
         """Fire-and-forget work that must not be garbage-collected mid-flight."""

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.api_client import ApiError, DeviceGrant
 from runtime.audio.errors import AudioError
@@ -39,6 +39,8 @@ from runtime.protocol.device import (
 from runtime.protocol.emotions import detect_emotion
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.protocol.framing import Frame, FrameKind, framing_for, negotiate_version
+from runtime.realtime.config import RealtimeConfig, is_speech_to_speech
+from runtime.realtime.device import DeviceRealtime
 from runtime.session.agent import turn_config
 from runtime.session.base import STT_FINAL_TIMEOUT_S, TurnState, VoiceSession
 from runtime.session.context import RuntimeContext
@@ -57,6 +59,9 @@ from runtime.session.memory import ConversationMemory, PendingTurn
 from runtime.session.outbox import Flush, Outbox, Pacer, SendAudio, SendText
 from runtime.session.socket import ARRIVED, AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
+
+if TYPE_CHECKING:
+    from runtime.realtime.device import _Reply as RealtimeReply
 
 log = logging.getLogger("opendot.runtime.device")
 
@@ -82,9 +87,10 @@ class DeviceSession(VoiceSession):
             grant.memory, settings.memory_max_turns, settings.memory_max_tokens
         )
         ctx.pending.merge_into(grant.device_uuid, memory, read_at=grant.requested_at)
+        self._pacer = Pacer(FRAME_MS / 1000, settings.downlink_prebuffer_frames)
         outbox = Outbox(
             socket,
-            pacer=Pacer(FRAME_MS / 1000, settings.downlink_prebuffer_frames),
+            pacer=self._pacer,
             max_stream=64,
             on_audio_sent=self._audio_sent,
         )
@@ -100,6 +106,8 @@ class DeviceSession(VoiceSession):
         self._decoder: OpusDecoder | None = None
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._marks: TurnMarks | None = None
+        self._realtime: DeviceRealtime | None = None
+        self._s2s_off = False  # fell back to the pipeline after a provider failure
 
     # --- LiveSession -----------------------------------------------------------------
 
@@ -177,6 +185,9 @@ class DeviceSession(VoiceSession):
                 await self._on_text(message["text"])
 
     def _on_end(self, still_current: bool) -> None:
+        if self._realtime is not None:
+            self.ctx.spawn(self._realtime.close(), name="realtime-close")
+            self._realtime = None
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
@@ -210,6 +221,8 @@ class DeviceSession(VoiceSession):
             if version != self.framing.version:
                 self.framing = framing_for(version, self.ctx.settings.max_frame_bytes)
             self._apply(self.machine.hello())
+            if self._speech_to_speech():
+                self._refresh_pipeline()  # connect now: the person speaks right after the hello
         elif isinstance(message, Listen):
             if message.state is ListenState.START:
                 self._apply(self.machine.listen_start(message.mode))
@@ -229,15 +242,18 @@ class DeviceSession(VoiceSession):
     async def _on_audio(self, payload: bytes) -> None:
         self.ctx.metrics.frames_in.inc(kind="device")
         machine = self.machine
+        link = self._realtime
+        if link is not None:
+            # The provider decides when speech ends: it hears everything until the reply plays.
+            if machine.accepts_audio or (machine.phase is Phase.RESPONDING and not link.playing):
+                pcm = self._decode(payload)
+                if pcm is not None:
+                    link.feed(pcm)
+            return
         if not machine.accepts_audio or self.pipeline is None:
             return
-        decoder = self._decoder
-        if decoder is None:
-            decoder = self._decoder = OpusDecoder(16_000)
-        try:
-            pcm = decoder.decode(payload)
-        except AudioError as exc:
-            self._note_protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
+        pcm = self._decode(payload)
+        if pcm is None:
             return
         utterance = self._utterance
         if self._vad is None or machine.mode is ListenMode.MANUAL:
@@ -263,6 +279,16 @@ class DeviceSession(VoiceSession):
             elif machine.phase is Phase.LISTENING:
                 self._preroll.append(pcm)
 
+    def _decode(self, payload: bytes) -> bytes | None:
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = OpusDecoder(16_000)
+        try:
+            return decoder.decode(payload)
+        except AudioError as exc:
+            self._note_protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
+            return None
+
     # --- actions -------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
@@ -279,8 +305,17 @@ class DeviceSession(VoiceSession):
             elif isinstance(action, CloseAfterTurn):  # pragma: no cover - handled by the turn
                 self.close(CloseCode.NORMAL, action.reason)
 
+    def _speech_to_speech(self) -> bool:
+        return not self._s2s_off and is_speech_to_speech(self.agent)
+
     def _refresh_pipeline(self) -> None:
         self.config = turn_config(self.agent, self.ctx.settings)
+        if self._speech_to_speech():
+            self._refresh_realtime()
+            return
+        if self._realtime is not None:
+            self.ctx.spawn(self._realtime.close(), name="realtime-close")
+            self._realtime = None
         try:
             pipeline = self.ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
         except Exception as exc:
@@ -295,9 +330,40 @@ class DeviceSession(VoiceSession):
         self._vad = pipeline.vad.open(self.config.vad) if pipeline.vad is not None else None
         self._agent_stale = False
 
-    def _start_listening(self, mode: ListenMode) -> None:
-        if self._agent_stale or self.pipeline is None:
+    def _refresh_realtime(self) -> None:
+        """A fresh link for a new agent, or after a failure when the provider may be tried."""
+        self._agent_stale = False
+        link = self._realtime
+        if link is not None and link.failed is None and link.config == self._realtime_config():
+            return
+        config = self._realtime_config()
+        services = self.ctx.realtime
+        if link is not None:
+            if link.failed is not None and not services.breaker.allows(self.device_uuid):
+                return  # keep the failed link: no new connect (and apology) per listen
+            self.ctx.spawn(link.close(), name="realtime-close")
+        elif config.falls_back_to_pipeline and not services.breaker.allows(self.device_uuid):
+            self.fall_back_to_pipeline()  # the provider failed for this device recently
             self._refresh_pipeline()
+            return
+        self._realtime = DeviceRealtime(self, services, config)
+        if link is not None:
+            self._realtime.apologised = link.apologised
+            self._realtime.manual = link.manual
+        self._realtime.start()
+
+    def _realtime_config(self) -> RealtimeConfig:
+        return RealtimeConfig.from_agent(self.agent)
+
+    def _start_listening(self, mode: ListenMode) -> None:
+        if self._agent_stale or (self.pipeline is None and self._realtime is None):
+            self._refresh_pipeline()
+        if self._realtime is not None:
+            if self._realtime.failed is not None:
+                self._refresh_realtime()
+            if self._realtime is not None:
+                self._realtime.listening(mode)
+                return
         if self._utterance is not None:
             self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
             self._utterance = None
@@ -319,9 +385,17 @@ class DeviceSession(VoiceSession):
         if self.busy:  # pragma: no cover - the machine never ends an utterance mid-turn
             return
         self._cancel_outcome = None
+        if self._realtime is not None:
+            reply = self._realtime.begin_turn(marks)
+            self._turn = asyncio.create_task(
+                self._run_realtime_turn(self._realtime, reply, marks), name="device-turn"
+            )
+            return
         self._turn = asyncio.create_task(self._run_turn(utterance, marks), name="device-turn")
 
     def _interrupt(self, outcome: Outcome) -> None:
+        if self._realtime is not None:
+            self._realtime.interrupt(outcome)  # before the flush: it reads what was played
         if self.busy and self._turn is not None:
             self._cancel_outcome = outcome
             self._turn.cancel()
@@ -336,6 +410,8 @@ class DeviceSession(VoiceSession):
 
     def _audio_sent(self) -> None:
         self.ctx.metrics.frames_out.inc()
+        if self._realtime is not None:
+            self._realtime.frame_sent()
         marks = self._marks
         if marks is not None and "first_audio" not in marks.values:
             marks.mark("first_audio")
@@ -365,12 +441,51 @@ class DeviceSession(VoiceSession):
                 turn.reply = self._reply_to(pipeline, config, turn.transcript, marks)
                 await self._play(turn.reply)
                 self._conclude(turn)
+        await self._after_turn(turn)
+
+    async def _after_turn(self, turn: TurnState) -> None:
+        config = self.config
         for action in self.machine.turn_finished(turn.outcome, config.close_after_turn):
             if isinstance(action, CloseAfterTurn):
                 await asyncio.sleep(config.close_delay_ms / 1000)
                 self.close(CloseCode.NORMAL, action.reason)
             else:
                 self._apply([action])
+
+    async def _run_realtime_turn(
+        self, link: DeviceRealtime, reply: RealtimeReply, marks: TurnMarks
+    ) -> None:
+        self._marks = marks
+        async with self._turn_scope(marks, reply.turn_id) as turn:
+            await link.run(reply, turn)
+        await self._after_turn(turn)
+
+    # --- what the speech-to-speech link uses ------------------------------------------
+
+    def unplayed_s(self) -> float:
+        """Audio sent to the device that it has not played yet (the pacer's model)."""
+        return self._pacer.drained_in(self._loop.time())
+
+    def record_event(
+        self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None
+    ) -> None:
+        self._event(kind, payload, turn_id)
+
+    def apply_machine(self, actions: list[Action]) -> None:
+        self._apply(actions)
+
+    async def play(self, reply: Reply) -> None:
+        await self._play(reply)
+
+    def realtime_failed(self) -> None:
+        """The provider failed between turns: a listening device gets its apology now."""
+        if self.machine.phase is Phase.LISTENING and not self.busy:
+            self._apply(self.machine.speech_end())
+
+    def fall_back_to_pipeline(self) -> None:
+        """Later turns of this session run on the agent's pipeline stages."""
+        self._s2s_off = True
+        self._agent_stale = True
 
     def _turn_failed(self) -> None:
         self._alert("Something went wrong. Please try again.")

@@ -16,11 +16,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from runtime.pipeline.errors import ProviderError
 from runtime.pipeline.interfaces import (
+    LLM,
     STT,
+    TTS,
     LlmRequest,
     PcmChunk,
     Pipeline,
@@ -212,6 +214,13 @@ class Reply:
         cls, pipeline: Pipeline, text: str, tts_options: TtsOptions, marks: TurnMarks
     ) -> Reply:
         """A reply that only speaks `text` (the apology when STT failed)."""
+        return cls(pipeline, None, tts_options, marks, fixed_text=text)
+
+    @classmethod
+    def spoken(cls, tts: TTS, text: str, tts_options: TtsOptions, marks: TurnMarks) -> Reply:
+        """A reply that only speaks `text` with `tts` (a speech-to-speech apology, which
+        has no pipeline: only the TTS seam is used when there is no request)."""
+        pipeline = Pipeline(vad=None, stt=cast(STT, None), llm=cast(LLM, None), tts=tts)
         return cls(pipeline, None, tts_options, marks, fixed_text=text)
 
     @property

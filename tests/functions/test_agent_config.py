@@ -145,3 +145,27 @@ def test_setting_value_reads_or_defaults() -> None:
     compact = {"pipeline": ac.compact_pipeline([{"id": "stt", "settings": {"language": "fr"}}])}
     assert ac.setting_value(compact, "stt", "language") == "fr"
     assert agent["architecture"] == "sandwich"
+
+
+def test_realtime_provider_key_and_fallback() -> None:
+    assert ac.default_realtime()["apiKeyName"] == "OPENAI_API_KEY"
+    assert ac.default_realtime()["fallback"] == "none"
+    rt = ac.normalize_realtime(
+        {
+            "provider": "azure",
+            "baseUrl": "  https://res.openai.azure.com/openai/v1 ",
+            "apiKeyName": "MY_AZURE_KEY",
+            "model": "my-realtime-deployment",
+            "fallback": "pipeline",
+            "transcriptionModel": "whisper-1",
+        }
+    )
+    assert rt["provider"] == "azure" and rt["fallback"] == "pipeline"
+    assert rt["baseUrl"] == "https://res.openai.azure.com/openai/v1"
+    assert (rt["apiKeyName"], rt["model"]) == ("MY_AZURE_KEY", "my-realtime-deployment")
+    assert rt["transcriptionModel"] == "whisper-1"
+    odd = ac.normalize_realtime(
+        {"provider": "acme", "model": "bad name; drop", "apiKeyName": "", "baseUrl": "x" * 600}
+    )
+    assert odd["provider"] == "openai" and odd["model"] == "gpt-realtime-2"
+    assert odd["apiKeyName"] == "" and odd["baseUrl"] == ""

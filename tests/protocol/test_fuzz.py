@@ -15,6 +15,14 @@ from runtime.protocol.device import parse_device_message, parse_server_message
 from runtime.protocol.errors import ProtocolError
 from runtime.protocol.framing import Frame, FrameKind, framing_for, negotiate_version
 from runtime.protocol.opus_packet import inspect_opus_packet
+from runtime.protocol.realtime import (
+    AudioAppend,
+    AudioDelta,
+    ItemTruncate,
+    ServerEvent,
+    parse_client_event,
+    parse_server_event,
+)
 
 # The coverage gate re-runs these tests in a child process; coverage needs few examples.
 _EXAMPLES = 25 if os.environ.get("OPENDOT_PROTOCOL_COVERAGE_CHILD") == "1" else 300
@@ -233,3 +241,77 @@ def test_mcp_requests_round_trip(rid: int, name: str, value: object) -> None:
     assert isinstance(parsed, mcp.Request)
     assert (parsed.id, parsed.method) == (rid, "tools/call")
     assert parsed.params is not None and parsed.params["name"] == name
+
+
+realtime_types = st.sampled_from(
+    [
+        "error",
+        "session.created",
+        "session.update",
+        "session.updated",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.create",
+        "conversation.item.truncate",
+        "conversation.item.added",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "response.create",
+        "response.cancel",
+        "response.created",
+        "response.output_item.added",
+        "response.output_audio.delta",
+        "response.audio_transcript.delta",
+        "response.function_call_arguments.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+)
+realtime_fields = st.sampled_from(
+    [
+        "item_id",
+        "audio_end_ms",
+        "audio_start_ms",
+        "delta",
+        "audio",
+        "transcript",
+        "response",
+        "item",
+        "error",
+        "session",
+        "rate_limits",
+        "usage",
+        "response_id",
+        "previous_item_id",
+        "content_index",
+    ]
+)
+realtime_events = st.builds(
+    lambda kind, fields: json.dumps({"type": kind, **fields}),
+    realtime_types | st.text(max_size=8),
+    st.dictionaries(
+        realtime_fields,
+        json_values | st.sampled_from(["AAE=", "!!", "item_1"]),
+        max_size=5,
+    ),
+)
+
+
+@FUZZ
+@given(realtime_events | st.text(max_size=200) | st.binary(max_size=200))
+def test_realtime_parsers_never_raise(text: str | bytes) -> None:
+    assert isinstance(parse_server_event(text), ServerEvent | ProtocolError)
+    parse_client_event(text)
+
+
+@FUZZ
+@given(st.binary(max_size=600), st.text(max_size=20), st.integers(0, 10**7))
+def test_realtime_client_events_round_trip(pcm: bytes, item_id: str, end_ms: int) -> None:
+    assert parse_client_event(AudioAppend(pcm).to_json()) == AudioAppend(pcm)
+    truncate = ItemTruncate(item_id or "i", end_ms)
+    assert parse_client_event(truncate.to_json()) == truncate
+    delta = AudioDelta("r", item_id, pcm)
+    assert parse_server_event(delta.to_json()) == delta

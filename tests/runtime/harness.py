@@ -185,6 +185,7 @@ async def running_runtime(
     pipeline: Callable[[Mapping[str, Any] | None], Pipeline],
     platform: FakePlatform | None = None,
     api_transport: httpx.AsyncBaseTransport | None = None,
+    realtime: Any = None,
     **settings: Any,
 ) -> AsyncIterator[RunningRuntime]:
     """Start the real runtime under uvicorn on a free loopback port."""
@@ -196,6 +197,7 @@ async def running_runtime(
         config_settings,
         pipeline_factory=lambda agent, _secrets, _user: pipeline(agent),
         api_transport=api_transport,
+        realtime=realtime,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
