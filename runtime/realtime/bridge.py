@@ -28,12 +28,13 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from runtime.audio.resample import StreamResampler
 from runtime.pipeline.errors import ProviderError
+from runtime.pipeline.interfaces import ToolResult, ToolSpec
 from runtime.protocol.errors import ProtocolError
 from runtime.protocol.realtime import (
     AudioAppend,
@@ -75,11 +76,25 @@ class BridgeListener(Protocol):
 
 
 class ToolExecutor(Protocol):
-    """Tools for a Realtime session (the tools issue implements it)."""
+    """The session's tools (`runtime.tools.box.ToolBox` is one): offered in
+    `session.update`, called when the model asks; a call never raises."""
 
-    def definitions(self) -> Sequence[Mapping[str, Any]]: ...
+    def specs(self) -> Sequence[ToolSpec]: ...
 
-    async def call(self, name: str, arguments: str) -> str: ...
+    async def call(self, name: str, arguments: str, call_id: str = "") -> ToolResult: ...
+
+
+def tool_definitions(specs: Iterable[ToolSpec]) -> list[dict[str, Any]]:
+    """Realtime function tools (a flat `{type, name, description, parameters}`)."""
+    return [
+        {
+            "type": "function",
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": dict(spec.parameters),
+        }
+        for spec in specs
+    ]
 
 
 def memory_items(turns: Iterable[tuple[str, str]]) -> list[MessageItem]:
@@ -164,7 +179,7 @@ class RealtimeBridge:
     def _with_tools(self, session: SessionConfig) -> SessionConfig:
         if self._tools is None or session.tools:
             return session
-        return replace(session, tools=tuple(self._tools.definitions()))
+        return replace(session, tools=tuple(tool_definitions(self._tools.specs())))
 
     # --- outgoing (sync: they only queue) ----------------------------------------------
 
@@ -322,10 +337,8 @@ class RealtimeBridge:
     async def _call(self, call: FunctionCall) -> None:
         assert self._tools is not None
         try:
-            output = await self._tools.call(call.name, call.arguments)
-        except Exception as exc:  # a tool's failure is the model's to explain
-            output = f'{{"error": "{type(exc).__name__}"}}'
+            result = await self._tools.call(call.name, call.arguments, call.call_id)
         finally:
             self.tool_calls_pending -= 1
-        self._send(ItemCreate(FunctionCallOutput(call.call_id, output)).to_json())
+        self._send(ItemCreate(FunctionCallOutput(call.call_id, result.output)).to_json())
         self._send(ResponseCreate().to_json())
