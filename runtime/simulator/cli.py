@@ -29,7 +29,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--wav", type=Path, help="speak this WAV file (any rate, 16-bit)")
     source.add_argument("--say", help="speak this text (synthesised locally with espeak-ng)")
-    parser.add_argument("--turns", type=int, default=1, help="how many turns to hold")
+    parser.add_argument(
+        "--turns", type=int, default=1, help="how many turns to hold (0: boot, update, exit)"
+    )
+    parser.add_argument(
+        "--firmware-version",
+        help="the firmware version the Dot reports (follows offered upgrades from it)",
+    )
+    parser.add_argument("--board", help="the board name the Dot reports (bread-compact-wifi)")
+    parser.add_argument(
+        "--firmware-attempts",
+        type=int,
+        default=3,
+        help="boots spent on an offered upgrade before giving up (a bad download is retried)",
+    )
     parser.add_argument("--abort-after", type=float, help="send abort this many s into the reply")
     parser.add_argument("--out", type=Path, help="write the reply audio here (WAV, 24 kHz)")
     parser.add_argument("--code-wav", type=Path, help="also speak the activation code into a WAV")
@@ -75,7 +88,14 @@ async def _simulate(args: argparse.Namespace) -> int:
     printer = Printer()
     store = DeviceStore(args.state_dir)
     identity = store.load_or_create(args.mac)
-    utterance = load_wav_16k(args.wav) if args.wav else synthesize_16k(args.say or DEFAULT_SAY)
+    if args.firmware_version:
+        identity.firmware_version = args.firmware_version
+    if args.board:
+        identity.board = args.board
+    turns = max(0, args.turns)
+    utterance = b""
+    if turns:
+        utterance = load_wav_16k(args.wav) if args.wav else synthesize_16k(args.say or DEFAULT_SAY)
     printer(f"device {identity.mac} ({identity.user_agent}), state in {store.directory}")
 
     def speak_code(activation: Activation) -> None:
@@ -93,9 +113,14 @@ async def _simulate(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         report=printer,
     ) as device:
-        await device.provision(speak_code, give_up_after=args.activation_timeout)
+        await device.provision(
+            speak_code,
+            give_up_after=args.activation_timeout,
+            firmware_attempts=max(0, args.firmware_attempts),
+        )
+        printer(f"running firmware {identity.firmware_version}")
         failures = 0
-        for _ in range(max(1, args.turns)):
+        for _ in range(turns):
             turn = await device.turn(
                 utterance,
                 mode=ListenMode(args.mode),

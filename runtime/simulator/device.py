@@ -41,8 +41,10 @@ from runtime.protocol.device import (
 )
 from runtime.protocol.errors import ProtocolError
 from runtime.protocol.framing import Frame, FrameKind, Framing, framing_for
+from runtime.protocol.ota import FirmwareOffer, parse_firmware
 from runtime.simulator.audio import FRAME_BYTES, FRAME_MS, Downlink, Uplink
 from runtime.simulator.errors import AuthenticationFailed, HandshakeError, SimulatorError
+from runtime.simulator.firmware import download_and_check
 from runtime.simulator.identity import DeviceIdentity, DeviceStore
 from runtime.simulator.ota import Activation, OtaAnswer, OtaClient
 
@@ -262,13 +264,34 @@ class SimulatedDevice:
         on_activation: ActivationHook | None = None,
         *,
         give_up_after: float | None = None,
+        firmware_attempts: int = 3,
     ) -> OtaAnswer:
-        """OTA bootstrap; if the runtime hands out an activation code, report it,
-        call `on_activation` and poll until it is claimed. Saves the identity."""
+        """OTA bootstrap; follow an offered firmware upgrade (download, check, "reboot"
+        and ask again, up to `firmware_attempts` boots); if the runtime hands out an
+        activation code, report it, call `on_activation` and poll until it is
+        claimed. Saves the identity."""
         async with self._client() as http:
             ota = OtaClient(http, self.runtime_url, poll_interval=self.poll_interval)
             answer = await ota.bootstrap(self.identity)
             self._save()
+            for _boot in range(firmware_attempts):
+                offer = parse_firmware(answer.raw.get("firmware"))
+                if not isinstance(offer, FirmwareOffer):
+                    break
+                if not offer.wanted_by(self.identity.firmware_version):
+                    self.report(f"firmware {offer.version} offered; not newer, not forced: kept")
+                    break
+                self.report(f"firmware {offer.version} offered; downloading")
+                installed = await download_and_check(http, offer, self.report)
+                if installed is not None:
+                    self.report(
+                        f"firmware {installed.version} installed ({installed.size} bytes);"
+                        " rebooting"
+                    )
+                    self.identity.firmware_version = installed.version
+                    self._save()
+                # The next boot asks again: it reports the new version, or retries.
+                answer = await ota.bootstrap(self.identity)
             if answer.activation is not None:
                 code = answer.activation.code
                 self.report(f"activation code {' '.join(code)}: {answer.activation.message}")
