@@ -22,15 +22,17 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# silero-vad hard-requires torch but we only need the ONNX model file it ships,
-# so it is installed without dependencies (runtime/pipeline locates the file).
+# silero-vad hard-requires torch and pipecat-ai a whole framework, but we only need
+# the ONNX model files they ship (Silero VAD; Smart Turn v3.2 for the semantic end
+# of turn), so both are installed without dependencies (runtime/pipeline locates them).
+SPEECH_MODEL_WHEELS := 'silero-vad>=5.1' 'pipecat-ai>=1.14,<2'
 install-runtime: venv
 	$(BIN)/pip install -q -e '.[runtime,local,embedded]'
-	$(BIN)/pip install -q --no-deps 'silero-vad>=5.1'
+	$(BIN)/pip install -q --no-deps $(SPEECH_MODEL_WHEELS)
 
 install-dev: venv
 	$(BIN)/pip install -q -e '.[runtime,local,embedded,azure,dev]'
-	$(BIN)/pip install -q --no-deps 'silero-vad>=5.1'
+	$(BIN)/pip install -q --no-deps $(SPEECH_MODEL_WHEELS)
 
 up: install-runtime
 	$(BIN)/opendot up

@@ -39,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("bench", "functions"), "opendot.bench.functions", "API cold import, requests, JWT"),
     Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs, engines", ENGINES),
     Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
+    Command(("bench", "turns"), "opendot.bench.turns", "turn taking, barge-in", ENGINES),
     Command(("bench", "all"), "opendot.bench.all", "every benchmark, one summary", EVERYTHING),
 )
 

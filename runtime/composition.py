@@ -85,10 +85,20 @@ class _Skip(Exception):
 
 @once
 def shared_vad() -> VAD:
-    """One Silero VAD per process, so windows of all sessions batch together."""
+    """One Silero VAD per process, so windows of all sessions batch together, judged by
+    one Smart Turn model when an agent asks for semantic end of turn (and the model is
+    installed; without it every agent gets its fixed endpointing silence)."""
+    from runtime.pipeline.semantic_vad import SemanticVAD
+    from runtime.pipeline.smart_turn import SmartTurn, SmartTurnMissing, model_path
     from runtime.pipeline.vad import SileroVAD
 
-    return SileroVAD()
+    silero = SileroVAD()
+    try:
+        model_path()
+    except SmartTurnMissing as exc:
+        log.warning("semantic end of turn unavailable: %s", exc)
+        return silero
+    return SemanticVAD(silero, SmartTurn())
 
 
 def _local_stt() -> STT:
@@ -365,6 +375,7 @@ def warm_local_engines() -> list[str]:
     """Load the offline engines a keyless pipeline uses, once per process, so the first
     spoken turn does not pay for them (about a second of Whisper + Piper load here).
     Returns the names of the engines that loaded; a missing `local` extra is logged."""
+    from runtime.pipeline.smart_turn import smart_turn_model
     from runtime.pipeline.vad import silero_model
     from runtime.providers.local_stt import whisper_engine
     from runtime.providers.local_tts import piper_voice
@@ -372,6 +383,7 @@ def warm_local_engines() -> list[str]:
     loaded = []
     for name, load in (
         ("silero", silero_model),
+        ("smart-turn", smart_turn_model),
         ("whisper", whisper_engine),
         ("piper", piper_voice),
     ):

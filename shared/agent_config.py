@@ -119,6 +119,45 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
                 unit="chars",
                 options=_opts("1", "2", "4", "8"),
             ),
+            # Semantic end of turn (Smart Turn v3.2 judges each pause); defaults from
+            # `opendot bench turns` (BENCHMARKS.md "Turn taking").
+            _setting("semantic_turn", "Semantic end of turn", True, "switch"),
+            _setting(
+                "semantic_short_ms",
+                "Pause before judging",
+                "200",
+                "select",
+                unit="ms",
+                options=_opts("100", "200", "300", "500"),
+            ),
+            _setting(
+                "semantic_long_ms",
+                "Longest pause",
+                "1500",
+                "select",
+                unit="ms",
+                options=_opts("1000", "1500", "2000", "3000"),
+            ),
+            _setting(
+                "semantic_threshold",
+                "Finished-turn threshold",
+                0.5,
+                "number",
+                min=0.05,
+                max=0.95,
+                step=0.05,
+            ),
+            # Barge-in: the person interrupts a reply by speaking (browsers, and Dots
+            # that announce echo cancellation); a cough or "mm-hmm" does not.
+            _setting("barge_in", "Barge-in", True, "switch"),
+            _setting(
+                "barge_in_min_ms",
+                "Barge-in after",
+                "500",
+                "select",
+                unit="ms",
+                options=_opts("300", "500", "700", "1000"),
+            ),
             _setting("close_device_after_turn", "Return device to wake word", True, "switch"),
             _setting(
                 "close_device_after_turn_delay_ms",

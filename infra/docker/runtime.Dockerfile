@@ -18,11 +18,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Dependencies first, from pyproject alone, so a code change reuses this layer.
-# silero-vad hard-requires torch; only its bundled ONNX model is used (--no-deps).
+# silero-vad hard-requires torch, pipecat-ai a framework; only their bundled ONNX
+# models are used (Silero VAD, Smart Turn v3.2), so both install with --no-deps.
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['runtime'] + x['local']))" > requirements.txt \
  && pip install --no-cache-dir --requirement requirements.txt \
- && pip install --no-cache-dir --no-deps "silero-vad>=5.1"
+ && pip install --no-cache-dir --no-deps "silero-vad>=5.1" "pipecat-ai>=1.14,<2"
 COPY shared ./shared
 COPY runtime ./runtime
 # The project's `opendot` console script needs the opendot/ package, which this

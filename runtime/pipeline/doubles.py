@@ -135,6 +135,15 @@ class _EnergyStream:
         self.speaking = False
         self.voiced_ms = 0.0
         self.silent_ms = 0.0
+        self._start_ms = 0.0
+        self._last_loud_ms = 0.0
+
+    @property
+    def speech_ms(self) -> int:
+        return int(self._last_loud_ms - self._start_ms) if self.speaking else 0
+
+    def listen(self, listener: Callable[[list[VadEvent]], None] | None) -> None:
+        pass
 
     async def feed(self, pcm16: bytes) -> list[VadEvent]:
         ms = len(pcm16) / 2 / PCM_RATE * 1000
@@ -149,12 +158,17 @@ class _EnergyStream:
             self.voiced_ms = self.voiced_ms + ms if loud else 0.0
             if self.voiced_ms >= self.options.min_speech_ms:
                 self.speaking, self.silent_ms = True, 0.0
+                self._start_ms = self.position_ms - self.voiced_ms
+                self._last_loud_ms = self.position_ms
                 return [VadEvent(VadEventKind.SPEECH_START, at)]
             return []
+        if loud:
+            self._last_loud_ms = self.position_ms
         self.silent_ms = 0.0 if loud else self.silent_ms + ms
         if self.silent_ms >= self.options.endpointing_ms:
             self.speaking, self.voiced_ms = False, 0.0
-            return [VadEvent(VadEventKind.SPEECH_END, at)]
+            # Stamped where the silence began, as Silero's endpointer does.
+            return [VadEvent(VadEventKind.SPEECH_END, int(self.position_ms - self.silent_ms))]
         return []
 
     def close(self) -> None:
@@ -184,6 +198,11 @@ class _ScriptedStream:
         self.index = 0
 
     def close(self) -> None:
+        pass
+
+    speech_ms = 0
+
+    def listen(self, listener: Callable[[list[VadEvent]], None] | None) -> None:
         pass
 
 

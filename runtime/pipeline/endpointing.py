@@ -62,6 +62,16 @@ class Endpointer:
         self._window = 0  # index of the next window
         self._run = 0  # consecutive speech windows while waiting for a start
         self._silence_from: int | None = None  # first silent window of a run, in speech
+        self._start = 0  # first window of the current speech run
+        self._last_voiced = 0  # last window at or above the threshold, in speech
+
+    @property
+    def speech_ms(self) -> int:
+        """How long the current speech run has lasted, to its last voiced window
+        (pauses inside it count, the silence after it does not); 0 outside speech."""
+        if not self.in_speech:
+            return 0
+        return self._ms(self._last_voiced + 1 - self._start)
 
     def _ms(self, window_index: int) -> int:
         return round(window_index * self.config.window_ms)
@@ -77,10 +87,12 @@ class Endpointer:
             self.in_speech = True
             self._silence_from = None
             start = index + 1 - self._run
+            self._start, self._last_voiced = start, index
             self._run = 0
             return VadEvent(VadEventKind.SPEECH_START, self._ms(start))
         if probability >= config.threshold:
             self._silence_from = None
+            self._last_voiced = index
             return None
         if self._silence_from is None:
             if probability >= config.silence_threshold:

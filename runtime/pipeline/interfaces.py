@@ -24,9 +24,11 @@ must stop the underlying network call or computation.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from runtime.pipeline.turn_end import TurnEndConfig
 
 PCM_SAMPLE_WIDTH = 2  # bytes per sample, PCM16
 UPLINK_RATE = 16_000
@@ -51,12 +53,24 @@ class VadOptions:
     endpointing_ms: int = 300  # silence after speech that ends an utterance
     threshold: float = 0.5
     min_speech_ms: int = 64  # speech needed before SPEECH_START is reported
+    # Semantic end of turn (a model judges each pause); None: `endpointing_ms` of silence.
+    semantic: TurnEndConfig | None = None
 
 
 class VadStream(Protocol):
     async def feed(self, pcm16: bytes) -> list[VadEvent]: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
+
+    @property
+    def speech_ms(self) -> int:
+        """Length of the speech run in progress, to its last voiced audio; 0 in silence."""
+        ...
+
+    def listen(self, listener: Callable[[list[VadEvent]], None] | None) -> None:
+        """Where a stream that decides later than its `feed` (a model judging a pause)
+        delivers those events; streams that decide within `feed` ignore it."""
+        ...
 
 
 class VAD(Protocol):

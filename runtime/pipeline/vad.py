@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +239,13 @@ class SileroVadStream:
     @property
     def in_speech(self) -> bool:
         return self._endpointer.in_speech
+
+    @property
+    def speech_ms(self) -> int:
+        return self._endpointer.speech_ms
+
+    def listen(self, listener: Callable[[list[VadEvent]], None] | None) -> None:
+        """Silero decides within `feed`: nothing arrives later."""
 
     def reset(self) -> None:
         """Forget audio, model state and position: the next feed starts at 0 ms."""

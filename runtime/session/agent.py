@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.pipeline.interfaces import SttOptions, TtsOptions, VadOptions
+from runtime.pipeline.turn_end import TurnEndConfig
 from runtime.protocol.chunks import chunk_style_hint
 from runtime.settings import RuntimeSettings
 from shared import agent_config
@@ -36,6 +37,8 @@ class TurnConfig:
     close_delay_ms: int = 300
     delivery: str = "chunked_file"
     encoding: str = "mp3"
+    barge_in: bool = True
+    barge_in_min_ms: int = 500
 
 
 @functools.cache
@@ -65,10 +68,26 @@ def instructions_for(agent: Agent | None) -> str:
     return "\n\n".join(parts)
 
 
+def _semantic(agent: Agent | None, endpointing_ms: int) -> TurnEndConfig | None:
+    """The agent's semantic end-of-turn settings; None when it is switched off."""
+    if not agent_config.setting_bool(agent, "vad", "semantic_turn"):
+        return None
+    short = agent_config.setting_int(agent, "vad", "semantic_short_ms") or 200
+    long = max(short, agent_config.setting_int(agent, "vad", "semantic_long_ms") or 1500)
+    threshold = agent_config.setting_float(agent, "vad", "semantic_threshold")
+    return TurnEndConfig(
+        short_ms=short,
+        long_ms=long,
+        threshold=0.5 if threshold is None else threshold,
+        # Without a verdict (model overloaded), the agent's own fixed silence applies.
+        fallback_ms=min(max(short, endpointing_ms), long),
+    )
+
+
 def turn_config(agent: Agent | None, settings: RuntimeSettings) -> TurnConfig:
     if not agent:
         return TurnConfig(
-            vad=VadOptions(),
+            vad=VadOptions(semantic=_semantic(None, 300)),
             instructions=instructions_for(None),
             llm_model=agent_config.stage_model(None, "llm"),
             llm_settings=_llm_settings(None),
@@ -85,7 +104,10 @@ def turn_config(agent: Agent | None, settings: RuntimeSettings) -> TurnConfig:
     return TurnConfig(
         agent_id=str(agent["id"]) if agent.get("id") else None,
         agent_name=str(agent["name"]) if agent.get("name") else None,
-        vad=VadOptions(endpointing_ms=endpointing if endpointing is not None else 300),
+        vad=VadOptions(
+            endpointing_ms=endpointing if endpointing is not None else 300,
+            semantic=_semantic(agent, endpointing if endpointing is not None else 300),
+        ),
         stt=SttOptions(
             model=agent_config.stage_model(agent, "stt"),
             language=str(agent_config.setting_value(agent, "stt", "language") or "en-US"),
@@ -104,4 +126,6 @@ def turn_config(agent: Agent | None, settings: RuntimeSettings) -> TurnConfig:
         close_delay_ms=delay if delay is not None else settings.close_device_after_turn_delay_ms,
         delivery=str(agent_config.setting_value(agent, "tts", "delivery") or "chunked_file"),
         encoding=str(agent_config.setting_value(agent, "tts", "encoding") or "mp3"),
+        barge_in=agent_config.setting_bool(agent, "vad", "barge_in"),
+        barge_in_min_ms=agent_config.setting_int(agent, "vad", "barge_in_min_ms") or 500,
     )

@@ -20,10 +20,8 @@ from collections import deque
 
 from runtime.api_client import VoiceGrant
 from runtime.audio.containers import mp3_bytes, wav_bytes
-from runtime.pipeline.interfaces import (
-    Transcript,
-    VadEventKind,
-)
+from runtime.pipeline.interfaces import Transcript, VadEventKind
+from runtime.pipeline.interfaces import VadEvent as PipelineVadEvent
 from runtime.protocol.browser import (
     CONFIGURE_REFUSED,
     AssistantAudio,
@@ -103,6 +101,8 @@ class BrowserSession(VoiceSession):
         else:
             if self.pipeline.vad is not None:
                 self._vad = self.pipeline.vad.open(self.config.vad)
+                # A judged pause can end the utterance between two audio messages.
+                self._vad.listen(lambda events: self._on_vad_events(events, None))
             self._send(RuntimeReady(sample_rate=16_000))
         return await self._receive_loop()
 
@@ -167,8 +167,11 @@ class BrowserSession(VoiceSession):
                 self._utterance = self._new_utterance()
             self._utterance.feed(pcm)
             return
-        fed = False
-        for event in await self._vad.feed(pcm):
+        self._on_vad_events(await self._vad.feed(pcm), pcm)
+
+    def _on_vad_events(self, events: list[PipelineVadEvent], pcm: bytes | None) -> None:
+        fed = pcm is None
+        for event in events:
             if event.kind is VadEventKind.SPEECH_START and self._utterance is None:
                 self._send(VadEvent("SpeechStarted"))
                 self._utterance = self._new_utterance()
@@ -177,11 +180,12 @@ class BrowserSession(VoiceSession):
                 self._preroll.clear()
                 self._preroll_bytes = 0
             elif event.kind is VadEventKind.SPEECH_END and self._utterance is not None:
-                self._utterance.feed(pcm)
-                fed = True
+                if pcm is not None:
+                    self._utterance.feed(pcm)
+                    fed = True
                 self._send(VadEvent("UtteranceEnd"))
                 self._end_utterance()
-        if fed:
+        if fed or pcm is None:
             return
         if self._utterance is not None:
             self._utterance.feed(pcm)

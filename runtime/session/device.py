@@ -21,7 +21,7 @@ from runtime.api_client import ApiError, DeviceGrant
 from runtime.audio.errors import AudioError
 from runtime.audio.opus import OpusDecoder, OpusEncoder, PcmFramer
 from runtime.audio.resample import StreamResampler
-from runtime.pipeline.interfaces import Transcript, VadEventKind
+from runtime.pipeline.interfaces import Transcript, VadEvent, VadEventKind
 from runtime.protocol.device import (
     Abort,
     Alert,
@@ -255,13 +255,21 @@ class DeviceSession(VoiceSession):
         pcm = self._decode(payload)
         if pcm is None:
             return
-        utterance = self._utterance
         if self._vad is None or machine.mode is ListenMode.MANUAL:
-            if utterance is not None:
-                utterance.feed(pcm)
+            if self._utterance is not None:
+                self._utterance.feed(pcm)
             return
-        fed = False
-        for event in await self._vad.feed(pcm):
+        self._on_vad_events(await self._vad.feed(pcm), pcm)
+
+    def _on_late_vad_events(self, events: list[VadEvent]) -> None:
+        """Events the VAD decided between two frames (a judged pause that ended a turn)."""
+        if self._vad is not None and self.machine.mode is not ListenMode.MANUAL:
+            self._on_vad_events(events, None)
+
+    def _on_vad_events(self, events: list[VadEvent], pcm: bytes | None) -> None:
+        machine = self.machine
+        fed = pcm is None
+        for event in events:
             if event.kind is VadEventKind.SPEECH_START:
                 self._apply(machine.speech_start())
                 if self._utterance is None and machine.phase is Phase.LISTENING:
@@ -270,10 +278,11 @@ class DeviceSession(VoiceSession):
                         self._utterance.feed(earlier)
                     self._preroll.clear()
             elif event.kind is VadEventKind.SPEECH_END and self._utterance is not None:
-                self._utterance.feed(pcm)
-                fed = True
+                if pcm is not None:
+                    self._utterance.feed(pcm)
+                    fed = True
                 self._apply(machine.speech_end())
-        if not fed:
+        if not fed and pcm is not None:
             if self._utterance is not None:
                 self._utterance.feed(pcm)
             elif machine.phase is Phase.LISTENING:
@@ -328,6 +337,8 @@ class DeviceSession(VoiceSession):
             self._vad.close()
         self.pipeline = pipeline
         self._vad = pipeline.vad.open(self.config.vad) if pipeline.vad is not None else None
+        if self._vad is not None:
+            self._vad.listen(self._on_late_vad_events)
         self._agent_stale = False
 
     def _refresh_realtime(self) -> None:

@@ -38,7 +38,7 @@ def agent(**stages: dict[str, Any]) -> dict[str, Any]:
 
 def test_no_keys_gives_the_offline_pipeline() -> None:
     plan = plan_pipeline(None, settings())
-    assert plan.stages["vad"] == ["silero"]
+    assert plan.stages["vad"] == ["silero+smart-turn-v3.2"]  # semantic end of turn
     assert plan.stages["llm"] == ["echo"]
     assert plan.stages["tts"] == ["local-piper", "local-espeak"]
     assert len(plan.stages["stt"]) == 1 and plan.stages["stt"][0].startswith("local")

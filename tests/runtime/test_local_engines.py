@@ -23,7 +23,9 @@ async def test_spoken_turn_with_local_engines() -> None:
 
     platform = FakePlatform()
     device = platform.add_device()
-    speech = speech_pcm("What is the weather like today?", lead_ms=400, tail_ms=1200)
+    # The tail outlasts the semantic end of turn's longest pause (1.5 s): espeak-ng's flat
+    # voice does not always sound finished to the model, and a Dot streams on anyway.
+    speech = speech_pcm("What is the weather like today?", lead_ms=400, tail_ms=2400)
     async with running_runtime(make, platform) as rt:
         client = DeviceClient(rt.ws_base, device.token)
         await client.connect()
