@@ -125,7 +125,7 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
             _setting(
                 "semantic_short_ms",
                 "Pause before judging",
-                "200",
+                "100",
                 "select",
                 unit="ms",
                 options=_opts("100", "200", "300", "500"),
@@ -141,7 +141,7 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
             _setting(
                 "semantic_threshold",
                 "Finished-turn threshold",
-                0.5,
+                0.9,
                 "number",
                 min=0.05,
                 max=0.95,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class TurnEndConfig:
-    short_ms: int = 200  # silence before the model is asked
+    short_ms: int = 100  # silence before the model is asked
     long_ms: int = 1500  # silence that ends the turn whatever the model said
-    threshold: float = 0.5  # P(complete) at or above which the turn ends
+    threshold: float = 0.9  # P(complete) at or above which the turn ends
     fallback_ms: int = 700  # silence that ends the turn when no verdict comes
 
 

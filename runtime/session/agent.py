@@ -72,13 +72,13 @@ def _semantic(agent: Agent | None, endpointing_ms: int) -> TurnEndConfig | None:
     """The agent's semantic end-of-turn settings; None when it is switched off."""
     if not agent_config.setting_bool(agent, "vad", "semantic_turn"):
         return None
-    short = agent_config.setting_int(agent, "vad", "semantic_short_ms") or 200
+    short = agent_config.setting_int(agent, "vad", "semantic_short_ms") or 100
     long = max(short, agent_config.setting_int(agent, "vad", "semantic_long_ms") or 1500)
     threshold = agent_config.setting_float(agent, "vad", "semantic_threshold")
     return TurnEndConfig(
         short_ms=short,
         long_ms=long,
-        threshold=0.5 if threshold is None else threshold,
+        threshold=0.9 if threshold is None else threshold,
         # Without a verdict (model overloaded), the agent's own fixed silence applies.
         fallback_ms=min(max(short, endpointing_ms), long),
     )

@@ -8,10 +8,15 @@ and this machine decides:
 - confirm once the speech has lasted `min_ms` and its transcript so far holds
   a real word: one that is neither a backchannel ("mm-hmm", "yeah", "ok"...)
   nor part of what the reply is saying (echo the client's canceller left);
-- confirm without a transcript once the speech has lasted `max_ms`: nobody
-  backchannels for that long, and the STT may simply be slower;
+- confirm without a transcript once the speech has lasted `max_ms` and the
+  STT has not answered at all: nobody backchannels for that long, and the STT
+  may simply be slower (an STT that answered "nothing" heard no words);
 - dismiss when the speech stops before that (a cough, a click, "mm-hmm"),
-  or when it was only backchannel or echo words.
+  or when it was only backchannel or echo words;
+- a candidate only begins when speech stands above the echo: `EchoGate`
+  compares the microphone's level with what it heard while only the reply
+  played (a canceller leaves a residue that Silero still calls speech down to
+  -40 dB, and Whisper turns it into near-words).
 
 Inputs are positioned in milliseconds of the candidate's speech (the VAD's
 `speech_ms`), so the same audio always gives the same decision.
@@ -20,9 +25,13 @@ Inputs are positioned in milliseconds of the candidate's speech (the VAD's
 from __future__ import annotations
 
 import enum
+import math
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 # One-word (or one-sound) acknowledgements a listener says without taking the turn.
 BACKCHANNELS = frozenset(
@@ -36,9 +45,21 @@ BACKCHANNELS = frozenset(
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """True when `a` and `b` differ by at most one substitution, insertion or deletion."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)) :] == b[i + 1 :]
+
+
 def words(text: str) -> list[str]:
     """Lower-case words with hyphens joined ("Mm-hmm" -> "mmhmm", "uh-huh" -> "uhhuh")."""
-    return _WORD.findall(text.lower().replace("-", ""))
+    return _WORD.findall(text.lower().replace("-", "").replace("'", ""))
 
 
 class Verdict(enum.Enum):
@@ -49,7 +70,7 @@ class Verdict(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class BargeInConfig:
     min_ms: int = 500  # speech needed before the reply is stopped
-    max_ms: int = 1200  # speech that stops the reply even without a transcript
+    max_ms: int = 1500  # speech that stops the reply even without a transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +90,22 @@ class BargeIn:
         self.text = ""
         self.speech_ms = 0
         self.stopped = False
+        self.answered = False  # the STT has answered (even with nothing heard)
         self.decision: Decision | None = None
 
     def add_reply_text(self, text: str) -> None:
         """More of what the reply says (a sentence that started since the candidate began)."""
         self._echo.update(words(text))
 
+    def _is_echo(self, word: str) -> bool:
+        # Whisper hears a canceller's residue as near-words ("we'll" for "will"): a word
+        # one edit away from one of the reply's counts as the reply's.
+        if word in self._echo:
+            return True
+        return len(word) >= 4 and any(_one_edit(word, e) for e in self._echo)
+
     def _content(self) -> list[str]:
-        return [w for w in words(self.text) if w not in BACKCHANNELS and w not in self._echo]
+        return [w for w in words(self.text) if w not in BACKCHANNELS and not self._is_echo(w)]
 
     def _decide(self, verdict: Verdict, reason: str) -> Decision:
         self.decision = Decision(verdict, reason, self.speech_ms, self.text)
@@ -87,7 +116,7 @@ class BargeIn:
             return None
         if self._content():
             return self._decide(Verdict.CONFIRM, "words")
-        if self.speech_ms >= self.config.max_ms and not self.text.strip():
+        if self.speech_ms >= self.config.max_ms and not self.answered:
             return self._decide(Verdict.CONFIRM, "long_speech")
         return None
 
@@ -107,7 +136,10 @@ class BargeIn:
 
     def transcript(self, text: str) -> Decision | None:
         """The candidate's transcript so far (interim)."""
-        if self.decision is not None or not text.strip():
+        if self.decision is not None:
+            return None
+        self.answered = True
+        if not text.strip():
             return None
         self.text = text
         return self._settle() if self.stopped else self._check()
@@ -131,3 +163,41 @@ class BargeIn:
         if all(w in BACKCHANNELS for w in every):
             return self._decide(Verdict.DISMISS, "backchannel")
         return self._decide(Verdict.DISMISS, "echo")
+
+
+def rms(pcm16: bytes) -> float:
+    """Root mean square of PCM16 samples (0..32768)."""
+    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
+    return math.sqrt(float(np.dot(samples, samples)) / samples.size) if samples.size else 0.0
+
+
+class EchoGate:
+    """Is the person louder than the reply's echo? Frame levels in, a yes/no out.
+
+    Fed every uplink frame while a reply plays. The floor is the 75th
+    percentile of the frame levels of the 3 s before the latest 300 ms (the
+    echo's loud syllables, not its gaps: it is what the microphone hears when
+    only the reply plays, even when that echo itself opened the candidate).
+    The latest 300 ms stand above the echo when their median is `margin_db`
+    over that floor: a person at the microphone is 20-40 dB above a canceller's
+    residue, and a burst of the echo is not.
+    """
+
+    HISTORY = 55  # frames of 60 ms: the 3 s floor plus the 300 ms being judged
+    RECENT = 5  # frames of 60 ms: 300 ms
+
+    def __init__(self, margin_db: float = 10.0) -> None:
+        self.ratio = 10 ** (margin_db / 20)
+        self._levels: deque[float] = deque(maxlen=self.HISTORY)
+
+    def reset(self) -> None:
+        self._levels.clear()
+
+    def frame(self, level: float) -> bool:
+        """One frame's level; True when the latest 300 ms stand above the echo."""
+        self._levels.append(level)
+        if len(self._levels) < 2 * self.RECENT:
+            return False
+        levels = list(self._levels)
+        floor = max(float(np.percentile(levels[: -self.RECENT], 75)), 1.0)
+        return float(np.median(levels[-self.RECENT :])) >= floor * self.ratio

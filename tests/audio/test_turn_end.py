@@ -161,3 +161,38 @@ async def test_long_silence_ends_without_a_verdict_and_late_events_go_to_feed(
     assert await _quiet(stream, 120) == []
     stream.close()
     assert await stream.feed(loud_frame()) == []
+
+
+# --- the agent's settings ------------------------------------------------------------------
+
+
+def _agent(**vad: object) -> dict[str, object]:
+    return {"id": "a1", "name": "A", "pipeline": [{"id": "vad", "settings": vad}]}
+
+
+def test_agent_settings_reach_the_vad_options() -> None:
+    from runtime.session.agent import turn_config
+    from tests.runtime.harness import test_settings
+
+    settings = test_settings()
+    default = turn_config(_agent(), settings)
+    assert default.vad.semantic == TurnEndConfig(100, 1500, 0.9, fallback_ms=300)
+    assert default.barge_in and default.barge_in_min_ms == 500
+    tuned = turn_config(
+        _agent(
+            semantic_short_ms="300",
+            semantic_long_ms="2000",
+            semantic_threshold=0.6,
+            endpointing="500",
+            barge_in=False,
+        ),
+        settings,
+    )
+    assert tuned.vad.semantic == TurnEndConfig(300, 2000, 0.6, fallback_ms=500)
+    assert not tuned.barge_in
+    off = turn_config(_agent(semantic_turn=False), settings)
+    assert off.vad.semantic is None and off.vad.endpointing_ms == 300
+    # Values outside the choices fall back to the defaults, never to nonsense.
+    odd = turn_config(_agent(semantic_short_ms="7", semantic_threshold=5), settings)
+    assert odd.vad.semantic is not None
+    assert odd.vad.semantic.short_ms == 100 and odd.vad.semantic.threshold == 0.95

@@ -80,11 +80,13 @@ async def test_keeps_at_most_max_utterance_audio(monkeypatch: pytest.MonkeyPatch
             return WhisperResult("ok", len(pcm16) / 32_000, 0.0)
 
     monkeypatch.setattr("runtime.providers.local_stt.MAX_UTTERANCE_S", 1)
-    result = await _transcripts(LocalWhisperSTT(Counting()), silence(3000))
+    result = await _transcripts(LocalWhisperSTT(Counting(), partials=None), silence(3000))
     assert result == [Transcript("ok", is_final=True)]
     assert seen == [32_000]
     resampled = await _transcripts(
-        LocalWhisperSTT(Counting()), silence(3000, 24_000), SttOptions(sample_rate=24_000)
+        LocalWhisperSTT(Counting(), partials=None),
+        silence(3000, 24_000),
+        SttOptions(sample_rate=24_000),
     )
     assert resampled[0].text == "ok" and seen[-1] == 32_000
 
@@ -125,3 +127,37 @@ async def test_cancellation_reaches_the_worker() -> None:
 async def test_engine_failures_map_to_provider_errors() -> None:
     with pytest.raises(ProviderBadResponse, match="exploded"):
         await _transcripts(LocalWhisperSTT(_Blocking(fail=True)), silence(1000))
+
+
+async def test_partials_while_the_utterance_grows(engine: WhisperEngine) -> None:
+    from tests.conftest import TEST_TIME_UNIT
+
+    pcm = speech_pcm("set a timer for ten minutes", 16_000, lead_ms=200, tail_ms=300)
+    first_partial = asyncio.Event()
+
+    async def mic() -> AsyncIterator[bytes]:
+        half = len(pcm) * 2 // 3 // 1920 * 1920
+        async for frame in _frames(pcm[:half]):
+            yield frame
+            await asyncio.sleep(0.06)  # a Dot's pace, so decodes can finish meanwhile
+        # The person pauses (a Dot keeps streaming) until Whisper has shown what it
+        # heard so far; then the rest of the utterance.
+        deadline = asyncio.get_running_loop().time() + 60 * TEST_TIME_UNIT
+        while not first_partial.is_set():
+            assert asyncio.get_running_loop().time() < deadline, "no partial transcript"
+            yield silence(60)
+            await asyncio.sleep(0.06)
+        async for frame in _frames(pcm[half:]):
+            yield frame
+
+    got: list[Transcript] = []
+    async for transcript in LocalWhisperSTT(engine).stream(mic(), SttOptions()):
+        got.append(transcript)
+        if not transcript.is_final:
+            first_partial.set()
+    *partials, final = got
+    assert partials and not any(p.is_final for p in partials)
+    full = ["set", "a", "timer", "for", "ten", "minutes"]
+    heard = _words(partials[-1].text)
+    assert heard and heard == full[: len(heard)]  # a prefix of what was said
+    assert final.is_final and _words(final.text) == full
