@@ -17,13 +17,17 @@ select d.id, d.user_id, d.display_name, d.model, d.serial_number, d.device_endpo
        coalesce(s.ip_address, '') as ip_address, s.last_seen_at,
        coalesce(s.update_mode, 'idle') as update_mode, s.firmware_version, s.board,
        t.applied_at as bound_at, t.applied_config_version, dp.agent_id as bound_agent_id,
-       a.name as bound_agent_name, dp.activated_at, coalesce(dp.follow_latest, false)
+       a.name as bound_agent_name, dp.activated_at,
+       case when coalesce(dp.follow_latest, false)
+            then (select max(v.version_number) from public.agent_versions v where v.agent_id = a.id)
+            else pinned.version_number end as bound_agent_version, coalesce(dp.follow_latest, false)
          as follow_latest
 from public.devices d
 left join public.device_state s on s.device_id = d.id
 left join public.deployment_device_targets t on t.device_id = d.id and t.status = 'active'
 left join public.deployments dp on dp.id = t.deployment_id and dp.status = 'active'
 left join public.agents a on a.id = dp.agent_id and a.deleted_at is null
+left join public.agent_versions pinned on pinned.id = dp.agent_version_id
 where d.deleted_at is null
 """
 
@@ -41,6 +45,7 @@ def device_json(row: asyncpg.Record) -> dict[str, Any]:
         "lastSeenAt": iso(row["last_seen_at"]),
         "boundAgentId": str(bound) if bound else None,
         "boundAgentName": row["bound_agent_name"] if bound else None,
+        "boundAgentVersion": row["bound_agent_version"] if bound else None,
         "boundConfigVersion": iso(row["activated_at"]) if bound else None,
         "boundAt": iso(row["bound_at"]) if bound else None,
         "followLatest": bool(row["follow_latest"]) if bound else False,

@@ -103,6 +103,7 @@ class PipelineStage(CamelModel):
     id: Literal["vad", "stt", "llm", "tts"]
     label: str = ""
     provider: str = ""
+    provider_options: list[str] = Field(default_factory=list)
     model: str = ""
     model_options: list[str] = Field(default_factory=list)
     purpose: str = ""
@@ -172,6 +173,9 @@ class DotDevice(CamelModel):
     last_seen_at: str | None
     bound_agent_id: str | None
     bound_agent_name: str | None
+    bound_agent_version: int | None = Field(
+        description="The agent version the device runs: pinned, or the latest when following."
+    )
     bound_config_version: str | None
     bound_at: str | None
     follow_latest: bool
@@ -328,3 +332,76 @@ class PlatformState(CamelModel):
     devices: list[DotDevice]
     user_settings: UserSettings
     api_keys: list[ApiKey]
+
+
+# --- history (sessions, turns, latency) -----------------------------------------------------
+
+
+class SessionSummary(CamelModel):
+    id: str
+    kind: Literal["device", "browser"]
+    agent_id: str | None
+    agent_name: str | None
+    device_id: str | None
+    device_name: str | None
+    status: Literal["open", "closed"]
+    close_reason: str | None
+    started_at: str
+    ended_at: str | None
+    duration_ms: float | None
+    turn_count: int
+
+
+class SessionPage(CamelModel):
+    sessions: list[SessionSummary]
+    next: str | None = Field(
+        description="Cursor for the next (older) page as `before`; null at the end."
+    )
+
+
+class StageSpan(CamelModel):
+    """One stage of a turn, in ms after the user's speech ended."""
+
+    stage: str
+    label: str | None = None
+    start_ms: float
+    end_ms: float
+
+
+class SessionEvent(CamelModel):
+    kind: str
+    turn_id: str | None
+    created_at: str
+    payload: dict[str, Any]
+
+
+class TurnDetail(CamelModel):
+    id: str
+    turn_index: int
+    transcript: str
+    reply_text: str
+    outcome: str
+    error: str | None
+    started_at: str
+    ended_at: str | None
+    duration_ms: float | None
+    stages: list[StageSpan]
+    events: list[SessionEvent]
+
+
+class SessionDetail(CamelModel):
+    session: SessionSummary
+    turns: list[TurnDetail]
+    events: list[SessionEvent] = Field(description="Events not tied to a turn.")
+
+
+class StageLatency(CamelModel):
+    stage: str
+    p50_ms: float
+    p95_ms: float
+    count: int
+
+
+class LatencyStats(CamelModel):
+    turns: int = Field(description="How many of the last 100 turns were measured.")
+    stages: list[StageLatency]

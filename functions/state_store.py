@@ -61,6 +61,10 @@ select json_build_object(
       'lastSeenAt', to_char(s.last_seen_at at time zone 'UTC', $2),
       'boundAgentId', case when a.name is not null then dp.agent_id end,
       'boundAgentName', a.name,
+      'boundAgentVersion', case when a.name is null then null
+        when coalesce(dp.follow_latest, false) then
+          (select max(v.version_number) from public.agent_versions v where v.agent_id = a.id)
+        else pinned.version_number end,
       'boundConfigVersion',
         case when a.name is not null then to_char(dp.activated_at at time zone 'UTC', $2) end,
       'boundAt', case when a.name is not null then to_char(t.applied_at at time zone 'UTC', $2) end,
@@ -74,6 +78,7 @@ select json_build_object(
     left join public.deployment_device_targets t on t.device_id = d.id and t.status = 'active'
     left join public.deployments dp on dp.id = t.deployment_id and dp.status = 'active'
     left join public.agents a on a.id = dp.agent_id and a.deleted_at is null
+    left join public.agent_versions pinned on pinned.id = dp.agent_version_id
     where d.deleted_at is null
   ),
   'userSettings', coalesce(

@@ -401,6 +401,10 @@ _TURN_RANGES: Final = {
     "silenceDurationMs": (100, 4000),
 }
 
+# Each descriptor lists the providers its stage may name, so a client can offer them.
+for _stage_descriptor in _STAGES:
+    _stage_descriptor["providerOptions"] = list(PROVIDER_OPTIONS[_stage_descriptor["id"]])
+
 _STAGE_BY_ID: Final = {stage["id"]: stage for stage in _STAGES}
 _SETTING_BY_KEY: Final = {
     stage["id"]: {s["key"]: s for s in stage["settings"]} for stage in _STAGES

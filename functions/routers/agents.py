@@ -88,6 +88,24 @@ async def list_versions(agent_id: str, ctx: UserDb) -> AgentVersionList:
     return AgentVersionList.model_validate({"versions": versions})
 
 
+@router.get("/{agent_id}/versions/{version}", response_model=AgentEnvelope)
+async def get_version(agent_id: str, version: int, ctx: UserDb) -> AgentEnvelope:
+    """The agent as it was at `version` (for comparing two versions before a restore)."""
+    parsed = _agent_id(agent_id)
+    row = await store.fetch_row(ctx.conn, parsed)
+    if row is None:
+        raise NotFound(_NOT_FOUND)
+    content = await store.version_content(ctx.conn, parsed, version)
+    if content is None:
+        raise NotFound("Agent version not found.")
+    manifest, pipeline = content
+    merged = dict(row)
+    merged["name"] = manifest.get("name", row["name"])
+    merged["description"] = manifest.get("description", row["description"])
+    agent = store.agent_json(merged, manifest, pipeline, version)
+    return AgentEnvelope.model_validate({"agent": agent})
+
+
 @router.post("/{agent_id}/versions/{version}/restore", response_model=AgentEnvelope)
 async def restore_version(agent_id: str, version: int, ctx: UserDb) -> AgentEnvelope:
     """Roll back: the old version's content becomes a new, current version."""

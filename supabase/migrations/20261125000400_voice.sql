@@ -49,11 +49,14 @@ create table public.voice_sessions (
   check (kind = 'device' or device_id is null),
   check ((status = 'closed') = (ended_at is not null))
 );
-create index voice_sessions_user_id_idx on public.voice_sessions (user_id, started_at desc);
-create index voice_sessions_agent_id_idx on public.voice_sessions (agent_id);
--- Device memory: this device's sessions since device_state.memory_reset_at.
-create index voice_sessions_device_id_idx on public.voice_sessions (device_id, started_at desc)
-  where device_id is not null;
+-- History pages (GET /api/sessions, newest first, keyset on (started_at, id))
+-- read one of these three, by filter; device memory reads the device one too.
+create index voice_sessions_user_id_idx
+  on public.voice_sessions (user_id, started_at desc, id desc);
+create index voice_sessions_agent_id_idx
+  on public.voice_sessions (agent_id, started_at desc, id desc) where agent_id is not null;
+create index voice_sessions_device_id_idx
+  on public.voice_sessions (device_id, started_at desc, id desc) where device_id is not null;
 alter table public.voice_sessions enable row level security;
 
 create policy "voice_sessions: read own" on public.voice_sessions
