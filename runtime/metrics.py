@@ -146,7 +146,17 @@ class Metrics:
         self.frames_in = Counter("opendot_frames_in_total", "Uplink audio frames.")
         self.frames_out = Counter("opendot_frames_out_total", "Downlink audio frames.")
         self.records_dropped = Counter(
-            "opendot_records_dropped_total", "Persistence records dropped (buffer full)."
+            "opendot_records_dropped_total",
+            "Persistence records dropped (kind: event/turn/session when the buffer is full, "
+            "poison when a record could not be kept or sent).",
+        )
+        self.records_flusher_errors = Counter(
+            "opendot_records_flusher_errors_total",
+            "Unexpected failures of the record flusher (it logs them and goes on).",
+        )
+        self.utterances_cut = Counter(
+            "opendot_utterances_cut_total",
+            "Utterances ended as a turn at RUNTIME_MAX_UTTERANCE_S (endless speech or noise).",
         )
         self.records_sent = Counter("opendot_records_sent_total", "Records the API accepted.")
         self.api_errors = Counter("opendot_api_errors_total", "Internal API call failures.")
@@ -179,7 +189,9 @@ class Metrics:
             self.protocol_errors,
             self.frames_in,
             self.frames_out,
+            self.utterances_cut,
             self.records_dropped,
+            self.records_flusher_errors,
             self.records_sent,
             self.api_errors,
             self.provider_errors,

@@ -79,6 +79,15 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
         ge=0,
         description="On shutdown, how long running turns may finish before sockets close (1001).",
     )
+    max_utterance_s: float = Field(
+        default=30.0,
+        alias="RUNTIME_MAX_UTTERANCE_S",
+        gt=0,
+        le=300,
+        description="Longest utterance heard: past it the utterance ends as a turn, on every "
+        "STT path (VAD, provider endpointing, manual listening), so endless audio cannot grow "
+        "memory (16 kHz PCM is 32 KiB per second per session).",
+    )
     api_timeout_s: float = Field(
         default=5.0,
         alias="RUNTIME_API_TIMEOUT_S",

@@ -11,6 +11,12 @@ provider fails, the last error is raised so the runtime can speak its apology.
 STT is special: its input is live audio. The composite records the audio the
 failed provider consumed and replays it to the next one, so the start of the
 utterance is not lost; once a transcript has been yielded the record is dropped.
+The record is bounded in seconds (`REPLAY_MAX_S`): a provider that hears only
+silence yields nothing, and a Dot in a quiet room used to grow the record by
+the whole uplink rate (32 KiB/s per device) until the utterance ended. Past the
+bound the record is dropped and the call is committed to the provider that has
+the audio: if it fails later, the stage fails (an apology) rather than hand the
+next provider an utterance without its start.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import TypeVar
 from runtime.pipeline.errors import ProviderBadResponse, ProviderError, ProviderTimeout
 from runtime.pipeline.interfaces import (
     LLM,
+    PCM_SAMPLE_WIDTH,
     STT,
     TTS,
     LlmOutput,
@@ -38,6 +45,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = TypeVar("P", STT, LLM, TTS)
+
+# Audio kept for a fallback STT provider. A working provider's first interim result
+# comes within a second or two of speech; five seconds of nothing is silence or a
+# broken provider, and either way not worth 160 KiB per session.
+REPLAY_MAX_S = 5.0
 
 
 def _as_provider_error(name: str, exc: Exception) -> ProviderError:
@@ -76,7 +88,10 @@ async def _run(
     start: Callable[[P], AsyncIterator[T]],
     first_output_timeout_s: float | None,
     on_commit: Callable[[], None] | None = None,
+    may_fall_back: Callable[[], bool] | None = None,
 ) -> AsyncGenerator[T, None]:
+    """`may_fall_back()` False means the next provider can no longer take over (its
+    input is gone): a failure before the first output is then final."""
     last_error: ProviderError | None = None
     for index, provider in enumerate(providers):
         has_next = index + 1 < len(providers)
@@ -88,6 +103,11 @@ async def _run(
         except Exception as exc:
             last_error = _as_provider_error(provider.name, exc)
             await _aclose(stream)
+            if has_next and may_fall_back is not None and not may_fall_back():
+                log.warning(
+                    "%s failed after its replay bound; no fallback: %s", provider.name, last_error
+                )
+                raise last_error from None
             if has_next:
                 log.warning(
                     "%s failed before any output, trying %s: %s",
@@ -153,14 +173,21 @@ class _Replay:
     runtime's audio source, which the next provider still needs.
     """
 
-    def __init__(self, source: AsyncIterable[bytes]) -> None:
+    def __init__(self, source: AsyncIterable[bytes], max_bytes: int) -> None:
         self._source = aiter(source)
         self._record: list[bytes] | None = []
+        self._max = max_bytes
+        self.recorded = 0  # bytes held in the record
+        self.overflowed = False
         self._pending: asyncio.Future[bytes] | None = None
         self._ended = False
 
     def commit(self) -> None:
         self._record = None  # the current attempt keeps the audio; stop recording
+        self.recorded = 0
+
+    def may_fall_back(self) -> bool:
+        return not self.overflowed
 
     async def _next(self) -> bytes:
         if self._pending is None:
@@ -181,7 +208,13 @@ class _Replay:
                 self._ended = True
                 return
             if self._record is not None:
-                self._record.append(chunk)
+                if self.recorded + len(chunk) > self._max:
+                    # Bounded: give up the fallback's chance rather than grow.
+                    self.overflowed = True
+                    self.commit()
+                else:
+                    self._record.append(chunk)
+                    self.recorded += len(chunk)
             yield chunk
 
     async def close(self) -> None:
@@ -193,15 +226,24 @@ class _Replay:
 
 
 class FallbackSTT:
-    def __init__(self, providers: Sequence[STT]) -> None:
+    def __init__(self, providers: Sequence[STT], *, replay_max_s: float = REPLAY_MAX_S) -> None:
         self.providers = list(providers)
         self.name = _names(self.providers)
+        self.replay_max_s = replay_max_s
+        self.replay: _Replay | None = None  # the running call's (tests read its size)
 
     async def stream(
         self, audio: AsyncIterable[bytes], options: SttOptions
     ) -> AsyncIterator[Transcript]:
-        replay = _Replay(audio)
-        run = _run(self.providers, lambda p: p.stream(replay.view(), options), None, replay.commit)
+        max_bytes = int(self.replay_max_s * options.sample_rate) * PCM_SAMPLE_WIDTH
+        replay = self.replay = _Replay(audio, max_bytes)
+        run = _run(
+            self.providers,
+            lambda p: p.stream(replay.view(), options),
+            None,
+            replay.commit,
+            replay.may_fall_back,
+        )
         try:
             async for transcript in run:
                 yield transcript

@@ -78,7 +78,7 @@ def parse_browser_message(text: str | bytes) -> BrowserMessage | ProtocolError:
     kind, _obj = loaded
     message = _CLIENT_TYPES.get(kind.replace("_", "").replace("-", ""))
     if message is None:
-        return ProtocolError(f"unknown browser message type {kind!r}")
+        return ProtocolError(f"unknown browser message type {kind[:40]!r}")
     return message
 
 

@@ -22,6 +22,7 @@ from runtime.protocol.emotions import EMOTIONS, emotion_emoji, normalize_emotion
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.protocol.framing import coerce_version
 from runtime.protocol.jsontext import dump, liberal_int, load_object, optional_str
+from runtime.protocol.text import SHORT_TEXT
 
 TRANSPORT: Final = "websocket"
 
@@ -174,37 +175,40 @@ def _parse_hello(obj: dict[str, Any], sid: str | None) -> Hello | ProtocolError:
 
 
 def _parse_listen(obj: dict[str, Any], sid: str | None) -> Listen | ProtocolError:
-    state = optional_str(obj.get("state"))
+    state = optional_str(obj.get("state"), SHORT_TEXT)
     try:
         parsed = ListenState((state or "").strip().lower())
     except ValueError:
         return ProtocolError(f"unknown listen state {state!r}")
-    mode_text = optional_str(obj.get("mode"))
+    mode_text = optional_str(obj.get("mode"), SHORT_TEXT)
     try:
         mode: ListenMode | None = ListenMode((mode_text or "").strip().lower())
     except ValueError:
         mode = None  # absent or unknown: the runtime uses its default (auto)
-    return Listen(parsed, mode, optional_str(obj.get("text")), sid)
+    return Listen(parsed, mode, optional_str(obj.get("text"), SHORT_TEXT), sid)
 
 
 def parse_device_message(text: str | bytes) -> DeviceMessage | ProtocolError:
-    """One JSON message from a device (a text frame, or a v2/v3 JSON payload)."""
+    """One JSON message from a device (a text frame, or a v2/v3 JSON payload).
+
+    Strings are already clean (`load_object`); the short fields are also cut to
+    `SHORT_TEXT`, so a wake word or an abort reason cannot fill a record."""
     loaded = load_object(text)
     if isinstance(loaded, ProtocolError):
         return loaded
     kind, obj = loaded
-    sid = optional_str(obj.get("session_id")) or None
+    sid = optional_str(obj.get("session_id"), SHORT_TEXT) or None
     if kind == "hello":
         return _parse_hello(obj, sid)
     if kind == "listen":
         return _parse_listen(obj, sid)
     if kind == "abort":
-        return Abort(optional_str(obj.get("reason")) or None, sid)
+        return Abort(optional_str(obj.get("reason"), SHORT_TEXT) or None, sid)
     if kind == "mcp":
         if "payload" not in obj:
             return ProtocolError("mcp message without payload")
         return Mcp(obj["payload"], sid)
-    return ProtocolError(f"unknown device message type {kind!r}")
+    return ProtocolError(f"unknown device message type {kind[:40]!r}")
 
 
 # --- server -> device ---------------------------------------------------------

@@ -6,15 +6,25 @@ import json
 from typing import Any, Final
 
 from runtime.protocol.errors import CloseCode, ProtocolError
+from runtime.protocol.text import MAX_DEPTH, TooDeep, clean_json, clean_text
 
 # The firmware's largest messages (MCP tools/list pages) stay far below this.
 MAX_JSON_BYTES: Final = 64 * 1024
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_object(
     data: str | bytes, limit: int = MAX_JSON_BYTES
 ) -> tuple[str, dict[str, Any]] | ProtocolError:
-    """Parse a JSON object with a string `type` -> (lower-case type, object)."""
+    """Parse a JSON object with a string `type` -> (lower-case type, object).
+
+    This is where every device and browser JSON message enters the runtime, so its
+    strings are cleaned here (`protocol.text`): whatever a field ends up in (a
+    record, a log line, a prompt) holds only text that can be encoded and stored.
+    """
     if len(data) > limit:
         return ProtocolError(
             f"JSON message of {len(data)} bytes exceeds {limit}", CloseCode.MESSAGE_TOO_BIG
@@ -25,15 +35,20 @@ def load_object(
         except UnicodeDecodeError:
             return ProtocolError("JSON message is not valid UTF-8")
     try:
-        obj = json.loads(data)
+        # NaN and Infinity are not JSON; Python's parser takes them, httpx will not send them.
+        obj = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return ProtocolError("malformed JSON message")
     if not isinstance(obj, dict):
         return ProtocolError("JSON message is not an object")
+    try:
+        obj = clean_json(obj)
+    except TooDeep:
+        return ProtocolError(f"JSON message nested deeper than {MAX_DEPTH} levels")
     kind = obj.get("type")
     if not isinstance(kind, str) or not kind.strip():
         return ProtocolError("JSON message has no type")
-    return kind.strip().lower(), obj
+    return clean_text(kind.strip().lower(), 64), obj
 
 
 def dump(obj: dict[str, Any]) -> str:
@@ -41,10 +56,11 @@ def dump(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def optional_str(value: object) -> str | None:
-    """A string field, liberally: numbers become strings, anything else None."""
+def optional_str(value: object, limit: int | None = None) -> str | None:
+    """A string field, liberally: numbers become strings, anything else None;
+    cut to `limit` characters when one is given."""
     if isinstance(value, str):
-        return value
+        return value if limit is None else value[:limit]
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None

@@ -28,7 +28,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.pipeline.errors import ProviderError
-from runtime.pipeline.interfaces import LlmRequest, Message, Pipeline, Transcript, VadStream
+from runtime.pipeline.interfaces import (
+    PCM_SAMPLE_WIDTH,
+    UPLINK_RATE,
+    LlmRequest,
+    Message,
+    Pipeline,
+    Transcript,
+    VadStream,
+)
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.session.agent import TurnConfig, turn_config
 from runtime.session.context import RuntimeContext
@@ -262,7 +270,30 @@ class VoiceSession:
 
     def _new_utterance(self) -> Utterance:
         assert self.pipeline is not None
-        return Utterance(self.pipeline.stt, self.config.stt, on_transcript=self._on_transcript)
+        seconds = self.ctx.settings.max_utterance_s
+        return Utterance(
+            self.pipeline.stt,
+            self.config.stt,
+            on_transcript=self._on_transcript,
+            max_bytes=int(seconds * UPLINK_RATE) * PCM_SAMPLE_WIDTH,
+        )
+
+    def _feed(self, pcm: bytes) -> None:
+        """Feed the current utterance; at its bound, end it as a turn (`_utterance_full`)."""
+        utterance = self._utterance
+        if utterance is not None and not utterance.feed(pcm):
+            self.ctx.metrics.utterances_cut.inc(kind=self.kind)
+            log.info(
+                "%s session %s: utterance reached %g s; ending it as a turn",
+                self.kind,
+                self.session_id,
+                self.ctx.settings.max_utterance_s,
+            )
+            self._utterance_full()
+
+    def _utterance_full(self) -> None:  # pragma: no cover - every session implements it
+        """Hook: the utterance is at its bound; end it as a turn."""
+        raise NotImplementedError
 
     def _on_transcript(self, transcript: Transcript) -> None:
         """Hook: every transcript the utterance's STT produces."""

@@ -165,7 +165,7 @@ class BrowserSession(VoiceSession):
         if self._vad is None:
             if self._utterance is None:
                 self._utterance = self._new_utterance()
-            self._utterance.feed(pcm)
+            self._feed(pcm)
             return
         self._on_vad_events(await self._vad.feed(pcm), pcm)
 
@@ -188,7 +188,7 @@ class BrowserSession(VoiceSession):
         if fed or pcm is None:
             return
         if self._utterance is not None:
-            self._utterance.feed(pcm)
+            self._feed(pcm)
         else:
             self._preroll.append(pcm)
             self._preroll_bytes += len(pcm)
@@ -203,6 +203,9 @@ class BrowserSession(VoiceSession):
             self._send(event)
         if transcript.speech_final and self._vad is None and self._utterance is not None:
             self._end_utterance()
+
+    def _utterance_full(self) -> None:
+        self._end_utterance()
 
     def _end_utterance(self) -> None:
         utterance, self._utterance = self._utterance, None

@@ -256,8 +256,7 @@ class DeviceSession(VoiceSession):
         if pcm is None:
             return
         if self._vad is None or machine.mode is ListenMode.MANUAL:
-            if self._utterance is not None:
-                self._utterance.feed(pcm)
+            self._feed(pcm)
             return
         self._on_vad_events(await self._vad.feed(pcm), pcm)
 
@@ -279,12 +278,12 @@ class DeviceSession(VoiceSession):
                     self._preroll.clear()
             elif event.kind is VadEventKind.SPEECH_END and self._utterance is not None:
                 if pcm is not None:
-                    self._utterance.feed(pcm)
+                    self._feed(pcm)
                     fed = True
                 self._apply(machine.speech_end())
         if not fed and pcm is not None:
             if self._utterance is not None:
-                self._utterance.feed(pcm)
+                self._feed(pcm)
             elif machine.phase is Phase.LISTENING:
                 self._preroll.append(pcm)
 
@@ -387,6 +386,9 @@ class DeviceSession(VoiceSession):
     def _on_transcript(self, transcript: Transcript) -> None:
         if transcript.speech_final and self._vad is None:
             self._apply(self.machine.speech_end())
+
+    def _utterance_full(self) -> None:
+        self._apply(self.machine.utterance_full())
 
     def _end_utterance(self) -> None:
         utterance, self._utterance = self._utterance, None

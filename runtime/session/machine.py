@@ -118,6 +118,14 @@ class DeviceMachine:
         self.phase = Phase.RESPONDING
         return [EndUtterance()]
 
+    def utterance_full(self) -> list[Action]:
+        """The utterance reached the runtime's bound: it ends as a turn in every mode
+        (in manual mode too, where only `listen stop` ends it otherwise)."""
+        if self.phase is not Phase.LISTENING:
+            return []
+        self.phase = Phase.RESPONDING
+        return [EndUtterance()]
+
     def abort(self) -> list[Action]:
         if self.phase in (Phase.HANDSHAKE, Phase.CLOSING):
             return []

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -31,6 +31,7 @@ from runtime.pipeline.interfaces import (
     TtsOptions,
 )
 from runtime.protocol.chunks import ChunkParser
+from runtime.protocol.text import clean_text
 from runtime.tools.box import ToolBox
 from runtime.tools.loop import Filler, run_tool_loop
 
@@ -88,7 +89,15 @@ class TurnMarks:
 
 
 class Utterance:
-    """One utterance's STT stream: audio in through `feed`, transcripts out."""
+    """One utterance's STT stream: audio in through `feed`, transcripts out.
+
+    Bounded: at most `max_bytes` of audio are taken (the runtime's
+    RUNTIME_MAX_UTTERANCE_S). `feed` says False once the bound is reached, and the
+    session ends the utterance there as a turn, whatever ends utterances otherwise
+    (its VAD, the provider's endpointing, `listen stop` in manual mode), since a
+    device that streams without end would otherwise be heard, and held, forever.
+    The queue to the STT task can therefore never hold more than the bound either.
+    """
 
     def __init__(
         self,
@@ -96,21 +105,36 @@ class Utterance:
         options: SttOptions,
         *,
         on_transcript: Callable[[Transcript], None] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._on_transcript = on_transcript
+        self._max_bytes = max_bytes
         self.finals: list[str] = []
         self.interim = ""
         self.ended = False
+        self.full = False
         self.audio_bytes = 0
         self.error: ProviderError | None = None
         self.provider_endpoint = asyncio.Event()
         self.task = asyncio.create_task(self._run(stt, options), name="stt")
 
-    def feed(self, pcm: bytes) -> None:
-        if not self.ended:
+    @property
+    def queued(self) -> int:
+        """Chunks waiting for the STT task."""
+        return self._queue.qsize()
+
+    def feed(self, pcm: bytes) -> bool:
+        """Take `pcm`; False when the utterance is at its bound (the rest is not taken)."""
+        if self.ended or self.full:
+            return not self.full
+        if self._max_bytes is not None and self.audio_bytes + len(pcm) >= self._max_bytes:
+            pcm = pcm[: self._max_bytes - self.audio_bytes]
+            self.full = True
+        if pcm:
             self._queue.put_nowait(pcm)
             self.audio_bytes += len(pcm)
+        return not self.full
 
     def end(self) -> None:
         if not self.ended:
@@ -119,7 +143,10 @@ class Utterance:
 
     async def _run(self, stt: STT, options: SttOptions) -> None:
         try:
-            async for transcript in stt.stream(until_none(self._queue), options):
+            async for raw in stt.stream(until_none(self._queue), options):
+                # Provider text is outside input too (a base_url may point anywhere): it
+                # goes to the device, the LLM and the records, so it is cleaned here.
+                transcript = replace(raw, text=clean_text(raw.text))
                 if transcript.is_final:
                     if transcript.text.strip():
                         self.finals.append(transcript.text.strip())
@@ -249,7 +276,7 @@ class Reply:
                     self._start(delta.text, remembered=False)
                     continue
                 self._marks.mark("llm_first_token")
-                for text in parser.feed(delta):
+                for text in parser.feed(clean_text(delta)):
                     self._start(text)
             for text in parser.finish():
                 self._start(text)

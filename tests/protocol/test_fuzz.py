@@ -307,8 +307,14 @@ def test_realtime_parsers_never_raise(text: str | bytes) -> None:
     parse_client_event(text)
 
 
+# Text the JSON loader keeps as is (it replaces lone surrogates and drops NULs).
+storable_text = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20
+)
+
+
 @FUZZ
-@given(st.binary(max_size=600), st.text(max_size=20), st.integers(0, 10**7))
+@given(st.binary(max_size=600), storable_text, st.integers(0, 10**7))
 def test_realtime_client_events_round_trip(pcm: bytes, item_id: str, end_ms: int) -> None:
     assert parse_client_event(AudioAppend(pcm).to_json()) == AudioAppend(pcm)
     truncate = ItemTruncate(item_id or "i", end_ms)

@@ -69,6 +69,14 @@ def test_manual_mode_ends_on_listen_stop_only_and_waits_after() -> None:
     assert m.phase is Phase.READY
 
 
+def test_an_utterance_at_its_bound_ends_in_every_mode() -> None:
+    for mode in ListenMode:
+        m = ready(mode)
+        assert m.utterance_full() == [EndUtterance()]
+        assert m.phase is Phase.RESPONDING
+        assert m.utterance_full() == []  # only a listening utterance can be full
+
+
 def test_realtime_barge_in_and_audio_while_responding() -> None:
     m = ready(ListenMode.REALTIME)
     m.speech_end()
