@@ -150,11 +150,18 @@ class InternalApi:
     # --- browsers ----------------------------------------------------------------
 
     async def verify_voice(
-        self, *, token: str, ip_address: str | None, user_agent: str | None
+        self,
+        *,
+        token: str,
+        ip_address: str | None,
+        user_agent: str | None,
+        kind: str = "voice",
     ) -> VoiceGrant:
+        """Consume a single-use token: `voice` (a /voice socket) or `realtime` (a client
+        secret for the browser's own Realtime connection)."""
         data = await self.post(
             "/runtime/voice-sessions/verify",
-            {"token": token, "ipAddress": ip_address, "userAgent": user_agent},
+            {"token": token, "ipAddress": ip_address, "userAgent": user_agent, "kind": kind},
         )
         return VoiceGrant(
             user_id=str(data["userId"]),

@@ -1,4 +1,5 @@
-"""The runtime's HTTP routes: /health, /metrics, the OTA proxy and firmware files.
+"""The runtime's HTTP routes: /health, /metrics, the OTA proxy, firmware files and
+the browser's Realtime client secret.
 
 Each handler is a module-level function that takes the request and what it
 needs (the `RuntimeContext`, a readiness probe); `routes()` binds them and is
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from runtime.api_client import ApiUnavailable
 from runtime.firmware_files import FirmwareFiles
+from runtime.realtime.client_secret import client_secret
 from runtime.session.context import RuntimeContext
 from runtime.settings import RuntimeSettings
 
@@ -44,6 +46,11 @@ def routes(ctx: RuntimeContext, readiness: Readiness, version: str) -> list[Rout
         Route("/ota", ota_bootstrap, methods=["POST", "GET"]),
         Route("/ota/activate", activate, methods=["POST"]),
         Route("/ota/activate/", activate, methods=["POST"]),
+        Route(
+            "/realtime/client-secret",
+            partial(client_secret, ctx=ctx),
+            methods=["POST", "OPTIONS"],
+        ),
         Route(
             "/ota/firmware/{token}",
             FirmwareFiles(ctx.settings, ctx.api).serve,

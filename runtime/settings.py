@@ -7,10 +7,13 @@ memory or time is a setting, so tests can shrink it and operators can size it.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.firmware.settings import FirmwareFileSettings
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, SettingsError
 
 
 class RuntimeSettings(CommonSettings, FirmwareFileSettings):
@@ -41,6 +44,19 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
         default="127.0.0.1",
         alias="RUNTIME_FORWARDED_ALLOW_IPS",
         description="Proxies whose X-Forwarded-For/-Proto are trusted (uvicorn syntax).",
+    )
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=["http://localhost:5173", "http://127.0.0.1:5173"],
+        alias="OPENDOT_CORS_ORIGINS",
+        description="Comma-separated dashboard origins allowed by CORS (never '*').",
+    )
+    realtime_append_ms: int = Field(
+        default=120,
+        alias="RUNTIME_REALTIME_APPEND_MS",
+        ge=20,
+        le=1000,
+        description="Uplink audio per Realtime append message (speech-to-speech), milliseconds.",
     )
 
     close_device_after_turn: bool = Field(
@@ -150,6 +166,20 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
     instance_id: str | None = Field(
         default=None, alias="RUNTIME_INSTANCE_ID", description="Name in session records."
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise SettingsError("OPENDOT_CORS_ORIGINS may not contain '*'; list the origins.")
+        return value
 
     @field_validator("platform_api_internal_url")
     @classmethod

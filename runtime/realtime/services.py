@@ -96,13 +96,11 @@ class RealtimeServices:
         self,
         settings: ProviderSettings | None = None,
         *,
-        append_ms: int = 120,
         offline_voice: OfflineVoice = local_voice,
         resolver: Resolver | None = None,
         breaker: FallbackBreaker | None = None,
     ) -> None:
         self._settings = settings
-        self.append_ms = append_ms
         self.offline_voice = offline_voice
         self.resolver = resolver
         self.breaker = breaker or FallbackBreaker()

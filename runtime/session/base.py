@@ -202,6 +202,15 @@ class VoiceSession:
             }
         )
 
+    def record_event(
+        self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None
+    ) -> None:
+        """An event of this session (or of one of its turns) for the records."""
+        self._event(kind, payload, turn_id)
+
+    def now(self) -> float:
+        return self._loop.time()
+
     def _note_protocol_error(self, error: ProtocolError) -> None:
         """Count and record a malformed input; close when it is fatal."""
         self.ctx.metrics.protocol_errors.inc(kind=self.kind)

@@ -17,6 +17,8 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from runtime.api_client import VoiceGrant
 from runtime.audio.containers import mp3_bytes, wav_bytes
@@ -49,6 +51,8 @@ from runtime.protocol.browser import (
     parse_browser_message,
 )
 from runtime.protocol.errors import CloseCode, ProtocolError
+from runtime.realtime.browser import BrowserRealtime
+from runtime.realtime.config import RealtimeConfig, is_speech_to_speech
 from runtime.session.base import STT_FINAL_TIMEOUT_S, VoiceSession
 from runtime.session.context import RuntimeContext
 from runtime.session.machine import Outcome
@@ -56,6 +60,9 @@ from runtime.session.memory import ConversationMemory
 from runtime.session.outbox import Flush, Outbox, SendText
 from runtime.session.socket import AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
+
+if TYPE_CHECKING:
+    from runtime.realtime.link import RealtimeReply
 
 log = logging.getLogger("opendot.runtime.browser")
 
@@ -80,6 +87,7 @@ class BrowserSession(VoiceSession):
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
         self._turn_id: str | None = None
+        self._realtime: BrowserRealtime | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -92,19 +100,105 @@ class BrowserSession(VoiceSession):
     async def _serve(self) -> str:
         ctx = self.ctx
         self._send(RuntimeConnected(self.session_id, self.config.agent_id, self.config.agent_name))
+        config = RealtimeConfig.from_agent(self.agent)
+        use_provider = is_speech_to_speech(self.agent) and (
+            not config.falls_back_to_pipeline or ctx.realtime.breaker.allows(self.breaker_key)
+        )
+        if use_provider:
+            self._open_realtime(config)
+            self._send(RuntimeReady(sample_rate=16_000))
+        elif self._start_pipeline():
+            self._send(RuntimeReady(sample_rate=16_000))
+        return await self._receive_loop()
+
+    def _start_pipeline(self) -> bool:
         try:
-            self.pipeline = ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
+            self.pipeline = self.ctx.pipelines(self.agent, self.grant.secrets, self.grant.user_id)
         except Exception as exc:
             log.warning("browser session: no pipeline: %s", exc)
             self._send(ErrorEvent(f"The voice pipeline could not start: {exc}"))
             self.close(CloseCode.INTERNAL_ERROR, "pipeline unavailable")
-        else:
-            if self.pipeline.vad is not None:
-                self._vad = self.pipeline.vad.open(self.config.vad)
-                # A judged pause can end the utterance between two audio messages.
-                self._vad.listen(lambda events: self._on_vad_events(events, None))
-            self._send(RuntimeReady(sample_rate=16_000))
-        return await self._receive_loop()
+            return False
+        if self.pipeline.vad is not None:
+            self._vad = self.pipeline.vad.open(self.config.vad)
+            # A judged pause can end the utterance between two audio messages.
+            self._vad.listen(lambda events: self._on_vad_events(events, None))
+        return True
+
+    # --- speech-to-speech ------------------------------------------------------------
+
+    @property
+    def secrets(self) -> Mapping[str, str]:
+        return self.grant.secrets
+
+    @property
+    def breaker_key(self) -> str:
+        return f"{self.user_id}:{self.config.agent_id}"
+
+    def _open_realtime(self, config: RealtimeConfig) -> None:
+        self._realtime = BrowserRealtime(self, self.ctx.realtime, config)
+        self._realtime.start()
+
+    def _close_realtime(self) -> None:
+        link, self._realtime = self._realtime, None
+        if link is not None:
+            self.ctx.spawn(link.close(), name="realtime-close")
+
+    def realtime_turn(self) -> None:
+        """The user's turn ended on the provider's side: follow its answer."""
+        link = self._realtime
+        if link is None or link.reply is not None:
+            return
+        marks = TurnMarks()
+        marks.mark("speech_end")
+        reply = link.begin_turn(marks)
+        previous = self._turn if self.busy else None
+        self._turn = asyncio.create_task(
+            self._run_realtime_turn(link, reply, marks, previous), name="browser-turn"
+        )
+
+    async def _run_realtime_turn(
+        self,
+        link: BrowserRealtime,
+        reply: RealtimeReply,
+        marks: TurnMarks,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await previous
+        self._cancel_outcome = None
+        self._turn_id = reply.turn_id
+        async with self._turn_scope(marks, reply.turn_id) as turn:
+            await link.run(reply, turn)
+            for stage in TIMELINE_STAGES:
+                ms = marks.ms_since_start(stage)
+                if ms is not None:
+                    await self._put(Timeline(reply.turn_id, stage, 0.0, ms))
+            await self._put(AssistantEnd(reply.turn_id, turn.outcome.value))
+
+    def barge_in(self) -> None:
+        self._interrupt(Outcome.INTERRUPTED)
+
+    async def deliver(self, reply: Reply, turn_id: str, marks: TurnMarks) -> None:
+        await self._deliver(reply, turn_id, marks)
+
+    def realtime_failed(self) -> None:
+        """The provider failed between turns: the apology is a failed turn of its own."""
+        self.realtime_turn()
+
+    def fall_back_to_pipeline(self) -> None:
+        """Later turns of this session run on the agent's pipeline stages."""
+        self.ctx.spawn(self._switch_to_pipeline(), name="realtime-fallback")
+
+    async def _switch_to_pipeline(self) -> None:
+        turn = self._turn
+        if turn is not None and not turn.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn  # the apology first, on the failed link
+        self._close_realtime()
+        if self.pipeline is None:
+            self._start_pipeline()
 
     async def _receive_loop(self) -> str:
         receive = self.socket.receive
@@ -140,6 +234,13 @@ class BrowserSession(VoiceSession):
             # A new conversation: the reply still playing belongs to the old one (a
             # cancelled turn is never remembered, so clearing after it is final).
             self.forget_memory()
+            if self._realtime is not None:
+                # The provider keeps its own conversation: a new one starts on a new session.
+                config = self._realtime.config
+                if self.busy:
+                    self._interrupt(Outcome.INTERRUPTED)
+                self._close_realtime()
+                self._open_realtime(config)
             if self.busy:
                 # `reset_done` rides on the flush: queued after it, it would be dropped.
                 self._interrupt(Outcome.INTERRUPTED, then=(ResetDone().to_json(),))
@@ -147,6 +248,11 @@ class BrowserSession(VoiceSession):
                 self._send(ResetDone())
         elif isinstance(message, Interrupt):
             self._interrupt(Outcome.INTERRUPTED)
+        elif isinstance(message, Finalize | ForceResponse) and self._realtime is not None:
+            if self._realtime.finalize():
+                self.realtime_turn()
+            elif isinstance(message, ForceResponse) and self._realtime.reply is None:
+                self._send(ErrorEvent("Nothing has been heard yet."))
         elif isinstance(message, Finalize | ForceResponse):
             utterance = self._utterance
             if utterance is not None and (utterance.audio_bytes or utterance.finals):
@@ -160,6 +266,9 @@ class BrowserSession(VoiceSession):
 
     async def _on_audio(self, pcm: bytes) -> None:
         self.ctx.metrics.frames_in.inc(kind="browser")
+        if self._realtime is not None:
+            self._realtime.feed(pcm)
+            return
         if self.pipeline is None:
             return
         if self._vad is None:
@@ -224,6 +333,8 @@ class BrowserSession(VoiceSession):
         )
 
     def _interrupt(self, outcome: Outcome, then: tuple[str, ...] = ()) -> None:
+        if self._realtime is not None:
+            self._realtime.interrupt(outcome)  # before the flush: it reads what was played
         flush_then: tuple[str, ...] = ()
         if self.busy and self._turn is not None:
             self._cancel_outcome = outcome

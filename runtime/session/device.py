@@ -61,7 +61,7 @@ from runtime.session.socket import ARRIVED, AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
 
 if TYPE_CHECKING:
-    from runtime.realtime.device import _Reply as RealtimeReply
+    from runtime.realtime.link import RealtimeReply
 
 log = logging.getLogger("opendot.runtime.device")
 
@@ -373,6 +373,8 @@ class DeviceSession(VoiceSession):
                 self._refresh_realtime()
             if self._realtime is not None:
                 self._realtime.listening(mode)
+                if self._realtime.failed is not None and not self._realtime.apologised:
+                    self.realtime_failed()  # it failed before the device listened: say so now
                 return
         if self._utterance is not None:
             self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
@@ -475,14 +477,17 @@ class DeviceSession(VoiceSession):
 
     # --- what the speech-to-speech link uses ------------------------------------------
 
+    @property
+    def secrets(self) -> Mapping[str, str]:
+        return self.grant.secrets
+
+    @property
+    def breaker_key(self) -> str:
+        return self.device_uuid
+
     def unplayed_s(self) -> float:
         """Audio sent to the device that it has not played yet (the pacer's model)."""
         return self._pacer.drained_in(self._loop.time())
-
-    def record_event(
-        self, kind: str, payload: Mapping[str, Any], turn_id: str | None = None
-    ) -> None:
-        self._event(kind, payload, turn_id)
 
     def apply_machine(self, actions: list[Action]) -> None:
         self._apply(actions)

@@ -46,6 +46,7 @@ class FakePlatform:
 
     devices: dict[str, FakeDevice] = field(default_factory=dict)
     voice_tokens: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    token_kinds: dict[str, str] = field(default_factory=dict)
     opened: dict[str, dict[str, Any]] = field(default_factory=dict)
     closed: dict[str, dict[str, Any]] = field(default_factory=dict)
     turns: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -61,9 +62,10 @@ class FakePlatform:
         self.devices[device.token] = device
         return device
 
-    def add_voice_token(self, agent: dict[str, Any] | None = None) -> str:
+    def add_voice_token(self, agent: dict[str, Any] | None = None, kind: str = "voice") -> str:
         token = "od_vt_" + uuid.uuid4().hex
         self.voice_tokens[token] = agent or {"id": str(uuid.uuid4()), "name": "Test agent"}
+        self.token_kinds[token] = kind
         return token
 
     def memory_of(self, device_uuid: str) -> list[dict[str, str]]:
@@ -119,6 +121,8 @@ class FakePlatform:
             self.states.append((body["deviceId"], body["availability"]))
             return ok
         if path == "/runtime/voice-sessions/verify":
+            if self.token_kinds.get(body["token"]) != body.get("kind", "voice"):
+                return JSONResponse({"error": "Voice session expired"}, status_code=401)
             agent = self.voice_tokens.pop(body["token"], None)
             if agent is None:
                 return JSONResponse({"error": "Voice session expired"}, status_code=401)
@@ -259,6 +263,9 @@ class DeviceClient:
 
     async def listen(self, state: ListenState, mode: ListenMode | None = None) -> None:
         await self.send_text(Listen(state, mode).to_json(self.session_id or ""))
+
+    async def listen_auto(self) -> None:
+        await self.listen(ListenState.START, ListenMode.AUTO)
 
     def opus_frames(self, pcm16k: bytes) -> list[bytes]:
         framer = PcmFramer(16_000, 60)
