@@ -280,3 +280,35 @@ async def agent_for_device(conn: asyncpg.Connection, device_id: uuid.UUID) -> di
     merged["name"] = manifest.get("name", row["name"])
     merged["description"] = manifest.get("description", row["description"])
     return agent_json(merged, manifest, pinned["pm"] or {}, int(pinned["version_number"]))
+
+
+async def remove_agent(conn: asyncpg.Connection, agent_id: uuid.UUID) -> bool:
+    """Soft delete: the agent and its pipeline, its unused voice tokens, its deployments.
+
+    False when there is no such agent of the caller's.
+    """
+    pipeline_id = await conn.fetchval(
+        "update public.agents set status = 'removed', deleted_at = now(), updated_at = now()"
+        " where id = $1 and deleted_at is null returning coalesce(pipeline_id, id)",
+        agent_id,
+    )
+    if pipeline_id is None:
+        return False
+    await conn.execute(
+        "update public.pipelines set deleted_at = now(), updated_at = now()"
+        " where id = $1 and deleted_at is null",
+        pipeline_id,
+    )
+    await conn.execute("select private.revoke_agent_runtime_tokens($1)", agent_id)
+    deployments = await conn.fetch(
+        "update public.deployments set status = 'removed', superseded_at = coalesce(superseded_at,"
+        " now()), updated_at = now() where agent_id = $1 and status <> 'removed' returning id",
+        agent_id,
+    )
+    if deployments:
+        await conn.execute(
+            "update public.deployment_device_targets set status = 'removed', updated_at = now()"
+            " where deployment_id = any($1::uuid[]) and status <> 'removed'",
+            [r["id"] for r in deployments],
+        )
+    return True

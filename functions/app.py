@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions.body_limit import BodyLimit
 from functions.db import Database
 from functions.deps import Services
 from functions.errors import ApiError, TooManyRequests
@@ -69,6 +70,18 @@ _UNIQUE_MESSAGES = {
     "agents_user_slug_key": "An agent with this name already exists.",
     "user_secrets_user_id_name_key": "A secret with this name already exists.",
     "firmware_rollouts_live_board_key": "This board already has a live rollout.",
+}
+# Guards that raise check_violation with a constraint name (triggers in the
+# migrations), answered with their own status and sentence.
+_CHECK_MESSAGES = {
+    "devices_paired_serial_fixed": (
+        409,
+        "A paired device keeps the serial number it was paired with.",
+    ),
+    "devices_serial_of_known_hardware": (
+        409,
+        "That serial number belongs to a device that has already contacted this server.",
+    ),
 }
 _STATUS_SENTENCES = {
     400: "The request is not valid.",
@@ -132,6 +145,10 @@ async def _postgres_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(409, "It refers to something that does not exist.")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         return error_response(404, "Not found.")
+    if isinstance(exc, asyncpg.CheckViolationError):
+        known = _CHECK_MESSAGES.get(getattr(exc, "constraint_name", None) or "")
+        if known is not None:
+            return error_response(*known)
     if isinstance(exc, (asyncpg.CheckViolationError, asyncpg.NotNullViolationError)):
         return error_response(400, "A value is out of range or missing.")
     if isinstance(exc, asyncpg.DataError):
@@ -195,6 +212,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(asyncpg.PostgresError, _postgres_error)
+    app.add_middleware(BodyLimit)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

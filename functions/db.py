@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,9 @@ import asyncpg
 
 from functions.errors import ApiError, Unavailable
 from functions.settings import ApiSettings
+from shared.db.api_role import login_problems
+
+log = logging.getLogger("opendot.api.db")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -84,7 +88,22 @@ class Database:
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise Unavailable("The database is not reachable right now.") from exc
         assert pool is not None
+        if self.settings.env == "production":
+            try:
+                refusal = await check_login(pool)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                await pool.close()
+                raise Unavailable("The database is not reachable right now.") from exc
+            if refusal is not None:
+                await pool.close()
+                log.error("%s", refusal)
+                raise Unavailable(refusal)
         return pool
+
+    async def ping(self) -> None:
+        """One round trip (`/health`): the pool, the login and the server all answer."""
+        async with self.transaction() as conn:
+            await conn.fetchval("select 1")
 
     async def close(self) -> None:
         if self._pool is not None and self._loop is asyncio.get_running_loop():
@@ -129,6 +148,41 @@ class Database:
                 await conn.execute("commit")
         finally:
             await pool.release(conn)
+
+
+async def check_login(pool: asyncpg.Pool) -> str | None:
+    """None when the pool's login cannot get around RLS; else the sentence refusing it.
+
+    Production only (on a laptop the embedded server's superuser is fine): the
+    API must not be able to do more than the roles it switches to, or a bug
+    in one handler would be a bug in every tenant's isolation.
+    """
+    async with pool.acquire() as conn:
+        problems = await login_problems(conn)
+    if not problems:
+        return None
+    return (
+        "The API refuses to run in production with a database login that can bypass"
+        f" row-level security ({'; '.join(problems)}). Connect as the opendot_api role"
+        " that `opendot db migrate` creates (docs/deploy.md)."
+    )
+
+
+@asynccontextmanager
+async def savepoint(conn: asyncpg.Connection, name: str) -> AsyncIterator[None]:
+    """A step that may fail without aborting the request's transaction.
+
+    On an exception the step's writes are rolled back and the exception goes
+    on (the caller decides what it means); otherwise the savepoint is released.
+    """
+    await conn.execute(f"savepoint {name}")
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            await conn.execute(f"rollback to savepoint {name}")
+        raise
+    await conn.execute(f"release savepoint {name}")
 
 
 SERVICE_SETUP = (

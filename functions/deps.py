@@ -24,7 +24,9 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from functions import keys_store
 from functions.agent_cache import AgentContentCache
+from functions.client_address import client_address
 from functions.db import SERVICE_SETUP, Database, act_as_user
 from functions.errors import Unauthorized
 from functions.settings import ApiSettings
@@ -38,12 +40,14 @@ _SIGNED_OUT = "This session has been signed out or has expired."
 
 
 def user_setup(identity: Identity) -> str:
-    """The statement that opens a user's request (sent with BEGIN, see `sql_text`).
+    """The statements that open a user's request (sent with BEGIN, see `sql_text`).
 
     `private.begin_request` checks a local session is still live and creates
     the user's row on first sight; only when it returns true does the row
     exist that sets the verified claims and switches to `authenticated`, so
-    "SELECT 0" means a revoked or expired session.
+    "SELECT 0" means a revoked or expired session. It runs as `service_role`:
+    the API's production login (`opendot_api`, NOINHERIT) holds no privilege
+    of its own, so every statement runs under a role it switched to.
     """
     try:
         args = ", ".join(
@@ -63,7 +67,8 @@ def user_setup(identity: Identity) -> str:
     except (LiteralError, ValueError) as exc:
         raise Unauthorized("Bearer token verification failed.") from exc
     return (
-        f"select set_config('request.jwt.claims', {claims}, true),"
+        "select set_config('role', 'service_role', true);"
+        f" select set_config('request.jwt.claims', {claims}, true),"
         f" set_config('role', 'authenticated', true) where private.begin_request({args})"
     )
 
@@ -113,7 +118,8 @@ def bearer_token(request: Request) -> str | None:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client address (`functions.client_address`), honouring OPENDOT_TRUSTED_PROXIES."""
+    return client_address(request, services(request).settings.trusted_proxy_networks)
 
 
 def _dev_identity(settings: ApiSettings) -> Identity:
@@ -126,10 +132,7 @@ def _dev_identity(settings: ApiSettings) -> Identity:
 
 
 async def _api_key_identity(conn: asyncpg.Connection, token: str) -> Identity:
-    row = await conn.fetchrow(
-        "select key_id, user_id, status, expires_at from private.api_key_lookup($1)",
-        token_hash(token),
-    )
+    row = await keys_store.lookup_key(conn, token_hash(token))
     if row is None:
         raise Unauthorized("API key is not valid.")
     expires = row["expires_at"]
@@ -151,7 +154,7 @@ async def _user_tx(request: Request) -> AsyncIterator[Ctx]:
         identity = await found.verifier.verify(token)
     if identity is None:
         assert token is not None
-        async with found.db.transaction() as conn:
+        async with found.db.transaction(SERVICE_SETUP) as conn:
             identity = await _api_key_identity(conn, token)
             await act_as_user(conn, identity.rls_claims())
             yield Ctx(conn, settings, identity, client_ip(request), _user_agent(request))

@@ -1,4 +1,12 @@
-"""Devices with their live state and current binding (deployment + active target)."""
+"""Devices with their live state and current binding (deployment + active target).
+
+A device's `updatedAt` is the version of the whole document the console sees:
+the later of the device row's and its state's `updated_at`, so it moves when
+the owner edits the device and when the runtime reports it online or
+offline. Every owner write path bumps one of them (a binding change touches
+the device row), which is what the stale-write check of `PUT
+/api/dot-devices/:id` compares against (`lock_version`).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ select d.id, d.user_id, d.display_name, d.model, d.serial_number, d.device_endpo
        case when coalesce(dp.follow_latest, false)
             then (select max(v.version_number) from public.agent_versions v where v.agent_id = a.id)
             else pinned.version_number end as bound_agent_version, coalesce(dp.follow_latest, false)
-         as follow_latest
+         as follow_latest, greatest(d.updated_at, s.updated_at) as version_at
 from public.devices d
 left join public.device_state s on s.device_id = d.id
 left join public.deployment_device_targets t on t.device_id = d.id and t.status = 'active'
@@ -53,7 +61,7 @@ def device_json(row: asyncpg.Record) -> dict[str, Any]:
         "firmwareVersion": row["firmware_version"],
         "board": row["board"],
         "firmwarePin": row["firmware_pin"],
-        "updatedAt": iso(row["updated_at"]),
+        "updatedAt": iso(row["version_at"]),
     }
 
 
@@ -156,3 +164,131 @@ async def memory(
         if row["reply_text"]:
             messages.append({"role": "assistant", "content": row["reply_text"]})
     return messages
+
+
+# --- owner writes (under RLS) --------------------------------------------------------------
+
+
+async def create_device(
+    conn: asyncpg.Connection,
+    user_id: str,
+    serial: str,
+    model: str,
+    name: str,
+    endpoint: str,
+    ip_address: str,
+) -> uuid.UUID:
+    """Manual pairing: a binding target without a credential."""
+    device_id: uuid.UUID = await conn.fetchval(
+        "insert into public.devices (user_id, serial_number, model, display_name, device_endpoint)"
+        " values ($1, $2, $3, $4, $5) returning id",
+        uuid.UUID(user_id),
+        serial,
+        model,
+        name,
+        endpoint,
+    )
+    await conn.execute(
+        "insert into public.device_state (device_id, availability, ip_address)"
+        " values ($1, 'unknown', $2)",
+        device_id,
+        ip_address,
+    )
+    return device_id
+
+
+async def lock_version(conn: asyncpg.Connection, device_id: uuid.UUID) -> datetime | None:
+    """Lock the device and its state row for this transaction; the document's version.
+
+    Concurrent PUTs for one device queue here, so each compares the version
+    the previous one committed, never one it overwrote.
+    """
+    row = await conn.fetchrow(
+        "select d.updated_at from public.devices d where d.id = $1 for update", device_id
+    )
+    if row is None:
+        return None
+    state_at = await conn.fetchval(
+        "select s.updated_at from public.device_state s where s.device_id = $1 for update",
+        device_id,
+    )
+    version: datetime = row["updated_at"]
+    return max(version, state_at) if state_at is not None else version
+
+
+async def update_fields(
+    conn: asyncpg.Connection,
+    device_id: uuid.UUID,
+    *,
+    name: str | None,
+    model: str | None,
+    serial: str | None,
+    endpoint: str | None,
+) -> None:
+    await conn.execute(
+        "update public.devices set display_name = coalesce($2, display_name),"
+        " model = coalesce($3, model), serial_number = coalesce($4, serial_number),"
+        " device_endpoint = coalesce($5, device_endpoint), updated_at = now() where id = $1",
+        device_id,
+        name,
+        model,
+        serial,
+        endpoint,
+    )
+
+
+async def update_state(
+    conn: asyncpg.Connection,
+    device_id: uuid.UUID,
+    *,
+    availability: str | None,
+    ip_address: str | None,
+    last_seen_at: datetime | None,
+    update_mode: str | None,
+) -> None:
+    await conn.execute(
+        "insert into public.device_state (device_id, availability, ip_address, last_seen_at,"
+        " update_mode) values ($1, coalesce($2, 'unknown'), coalesce($3, ''), $4,"
+        " coalesce($5, 'idle')) on conflict (device_id) do update set"
+        " availability = coalesce($2, device_state.availability),"
+        " ip_address = coalesce($3, device_state.ip_address),"
+        " last_seen_at = coalesce($4, device_state.last_seen_at),"
+        " update_mode = coalesce($5, device_state.update_mode), updated_at = now()",
+        device_id,
+        availability,
+        ip_address,
+        last_seen_at,
+        update_mode,
+    )
+
+
+async def touch(conn: asyncpg.Connection, device_id: uuid.UUID) -> None:
+    """A new version of the device document (after a binding change)."""
+    await conn.execute("update public.devices set updated_at = now() where id = $1", device_id)
+
+
+async def remove(conn: asyncpg.Connection, device_id: uuid.UUID) -> None:
+    """Soft delete: binding removed, credentials revoked, the row marked removed."""
+    await unbind(conn, device_id)
+    await conn.execute("select private.revoke_device_credentials($1)", device_id)
+    await conn.execute(
+        "update public.devices set status = 'removed', deleted_at = now(), updated_at = now()"
+        " where id = $1",
+        device_id,
+    )
+
+
+async def reset_memory(conn: asyncpg.Connection, device_id: uuid.UUID) -> bool:
+    """Forget the device's conversation from now (NOTIFY opendot_device_memory follows).
+
+    Works for the owner under RLS and for the runtime as service role; False
+    when the device does not exist (or is not the caller's).
+    """
+    updated = await conn.fetchval(
+        "insert into public.device_state (device_id, memory_reset_at)"
+        " select id, now() from public.devices where id = $1 and deleted_at is null"
+        " on conflict (device_id) do update set memory_reset_at = now(), updated_at = now()"
+        " returning 1",
+        device_id,
+    )
+    return updated is not None

@@ -217,6 +217,9 @@ class DeviceUpdate(RequestBody):
     update_mode: Literal["idle", "checking", "binding"] | None = None
     # Hold the Dot on this firmware version (a release of its board); null releases it.
     firmware_pin: str | None = Field(default=None, max_length=64)
+    # The version of the device this change is based on (its `updatedAt` when it
+    # was read); when the device has changed since, the PUT is refused with 409.
+    updated_at: str | None = Field(default=None, max_length=64)
 
 
 class ClaimBody(RequestBody):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.settings import ApiSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
         with open(args.write_openapi, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n")
         return 0
+    if settings.env == "production":
+        refusal = _production_refusal(settings)
+        if refusal is not None:
+            print(f"opendot api: {refusal}", file=sys.stderr)
+            return 2
     import uvicorn
 
     uvicorn.run(
@@ -43,7 +53,29 @@ def run(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # The client address is decided in one place (functions/client_address.py,
+        # OPENDOT_TRUSTED_PROXIES); uvicorn must not rewrite it from headers first.
+        proxy_headers=False,
         lifespan="off",
     )
     return 0
+
+
+def _production_refusal(settings: ApiSettings) -> str | None:
+    """Start only with a database login that cannot bypass RLS (functions/db.py)."""
+    import asyncio
+
+    from functions.db import Database
+    from functions.errors import ApiError
+
+    async def check() -> str | None:
+        db = Database(settings)
+        try:
+            await db.pool()
+        except ApiError as exc:
+            return exc.message
+        finally:
+            await db.close()
+        return None
+
+    return asyncio.run(check())

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from functions.client_address import IPNetwork, parse_networks
 from shared.firmware.settings import FirmwareSettings
 from shared.settings import CommonSettings, SettingsError
 
@@ -147,7 +148,32 @@ class ApiSettings(CommonSettings, FirmwareSettings):
         default=5,
         alias="OPENDOT_LOGIN_MAX_FAILURES",
         ge=1,
-        description="Failed logins per email within 15 min before 429 (x4 per client address).",
+        description="Failed logins per (email, client address) within 15 min before 429 "
+        "(x4 per address across emails).",
+    )
+    login_max_failures_per_email: int = Field(
+        default=50,
+        alias="OPENDOT_LOGIN_MAX_FAILURES_PER_EMAIL",
+        ge=1,
+        description="Failed logins per email from all addresses within 15 min before 429.",
+    )
+    signup_max_per_address: int = Field(
+        default=10,
+        alias="OPENDOT_SIGNUP_MAX_PER_ADDRESS",
+        ge=1,
+        description="Sign-ups per client address per hour before 429.",
+    )
+    ota_max_pending_per_address: int = Field(
+        default=32,
+        alias="OPENDOT_OTA_MAX_PENDING_PER_ADDRESS",
+        ge=1,
+        description="Devices from one address that may wait for a pairing code at once.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        alias="OPENDOT_TRUSTED_PROXIES",
+        description="Comma-separated addresses/networks of your proxies whose "
+        "X-Forwarded-For is believed (empty: never; Lambda needs none).",
     )
 
     @field_validator("cors_origins", mode="before")
@@ -155,6 +181,13 @@ class ApiSettings(CommonSettings, FirmwareSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
     @field_validator("supabase_url", mode="before")
@@ -181,9 +214,17 @@ class ApiSettings(CommonSettings, FirmwareSettings):
                 parse_key(self.secrets_key.get_secret_value())
             except SecretBoxError as exc:
                 raise SettingsError(str(exc)) from exc
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"OPENDOT_TRUSTED_PROXIES: {exc}.") from exc
         if self.env == "production" and self.dev_user_fallback:
             raise SettingsError("Set PLATFORM_AUTH_REQUIRED=true when OPENDOT_ENV=production.")
         return self
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def dev_user_fallback(self) -> bool:

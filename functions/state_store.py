@@ -71,7 +71,7 @@ select json_build_object(
       'followLatest', a.name is not null and coalesce(dp.follow_latest, false),
       'updateMode', coalesce(s.update_mode, 'idle'),
       'firmwareVersion', s.firmware_version, 'board', s.board, 'firmwarePin', d.firmware_pin,
-      'updatedAt', to_char(d.updated_at at time zone 'UTC', $2)
+      'updatedAt', to_char(greatest(d.updated_at, s.updated_at) at time zone 'UTC', $2)
     ) order by d.updated_at desc), '[]'::json)
     from public.devices d
     left join public.device_state s on s.device_id = d.id

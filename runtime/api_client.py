@@ -2,8 +2,10 @@
 
 Every call carries `X-OpenDot-Runtime-Secret`, has a timeout, and maps transport
 failures to `ApiUnavailable` and refusals to `ApiRefused`, so callers handle two
-outcomes instead of httpx's exception zoo. Persistence does not go through here
-directly: see `runtime.records.RecordSink`, which batches and retries.
+outcomes instead of httpx's exception zoo. Bodies are built, and answers read,
+with the models of `shared.internal_api`, the same classes the API validates
+with. Persistence does not go through here directly: see
+`runtime.records.RecordSink`, which batches and retries.
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
+from shared import internal_api as wire
+from shared.internal_api import SECRET_HEADER
 
 log = logging.getLogger("opendot.runtime.api")
 
-SECRET_HEADER = "X-OpenDot-Runtime-Secret"  # noqa: S105 - a header name
+_T = TypeVar("_T", bound=BaseModel)
+_M = TypeVar("_M", bound=wire.WireModel)
+
+__all__ = ["SECRET_HEADER", "ApiError", "ApiRefused", "ApiUnavailable", "InternalApi"]
 
 
 class ApiError(Exception):
@@ -101,6 +110,15 @@ class InternalApi:
             raise ApiRefused(status, str(message or "refused"))
         return payload
 
+    async def call(self, path: str, body: wire.WireModel, answer: type[_T]) -> _T:
+        """POST a typed body and read a typed answer; an answer of the wrong shape is
+        a refusal (the two sides disagree on the contract, retrying will not help)."""
+        data = await self.post(path, body.wire())
+        try:
+            return answer.model_validate(data)
+        except ValidationError as exc:
+            raise ApiRefused(200, f"{path} answered in an unexpected shape: {exc}") from exc
+
     # --- devices -----------------------------------------------------------------
 
     async def verify_device(
@@ -114,38 +132,46 @@ class InternalApi:
         protocol_version: int,
     ) -> DeviceGrant:
         requested_at = time.monotonic()
-        data = await self.post(
+        grant = await self.call(
             "/device-runtime/verify",
-            {
-                "token": token,
-                "deviceId": device_id,
-                "clientId": client_id,
-                "ipAddress": ip_address,
-                "userAgent": user_agent,
-                "protocolVersion": protocol_version,
-            },
+            wire.DeviceVerifyRequest(
+                token=token,
+                device_id=device_id,
+                client_id=client_id,
+                ip_address=ip_address,
+                user_agent=user_agent,
+                protocol_version=protocol_version,
+            ),
+            wire.DeviceGrant,
         )
         return DeviceGrant(
-            user_id=str(data["userId"]),
-            device=data.get("device") or {},
-            agent=data.get("agent"),
-            memory=[m for m in data.get("memory") or [] if isinstance(m, dict)],
-            secrets=data.get("secrets") or {},
+            user_id=grant.user_id,
+            device=grant.device,
+            agent=grant.agent,
+            memory=[m.model_dump() for m in grant.memory],
+            secrets=grant.secrets,
             requested_at=requested_at,
         )
 
     async def device_config(self, device_uuid: str) -> Mapping[str, Any] | None:
-        data = await self.post("/device-runtime/config", {"deviceId": device_uuid})
-        agent = data.get("agent") if isinstance(data, dict) else None
-        return agent if isinstance(agent, dict) else None
+        config = await self.call(
+            "/device-runtime/config", wire.DeviceRef(device_id=device_uuid), wire.DeviceConfig
+        )
+        return config.agent
 
     async def device_state(self, device_uuid: str, availability: str) -> None:
-        await self.post(
-            "/device-runtime/state", {"deviceId": device_uuid, "availability": availability}
+        await self.call(
+            "/device-runtime/state",
+            wire.DeviceStateRequest.model_validate(
+                {"deviceId": device_uuid, "availability": availability}
+            ),
+            wire.Ok,
         )
 
     async def reset_device_memory(self, device_uuid: str) -> None:
-        await self.post("/device-runtime/memory/reset", {"deviceId": device_uuid})
+        await self.call(
+            "/device-runtime/memory/reset", wire.DeviceRef(device_id=device_uuid), wire.Ok
+        )
 
     # --- browsers ----------------------------------------------------------------
 
@@ -159,25 +185,36 @@ class InternalApi:
     ) -> VoiceGrant:
         """Consume a single-use token: `voice` (a /voice socket) or `realtime` (a client
         secret for the browser's own Realtime connection)."""
-        data = await self.post(
+        grant = await self.call(
             "/runtime/voice-sessions/verify",
-            {"token": token, "ipAddress": ip_address, "userAgent": user_agent, "kind": kind},
+            _checked(
+                wire.VoiceVerifyRequest,
+                {"token": token, "ipAddress": ip_address, "userAgent": user_agent, "kind": kind},
+            ),
+            wire.VoiceGrant,
         )
-        return VoiceGrant(
-            user_id=str(data["userId"]),
-            agent=data.get("agent"),
-            secrets=data.get("secrets") or {},
-        )
+        return VoiceGrant(user_id=grant.user_id, agent=grant.agent, secrets=grant.secrets)
 
     # --- persistence (called by RecordSink) -----------------------------------------
 
     async def open_session(self, body: Mapping[str, Any]) -> None:
-        await self.post("/runtime/sessions/open", body)
+        await self.call("/runtime/sessions/open", _checked(wire.SessionOpen, body), wire.Ok)
 
     async def close_session(self, body: Mapping[str, Any]) -> None:
-        await self.post("/runtime/sessions/close", body)
+        await self.call("/runtime/sessions/close", _checked(wire.SessionClose, body), wire.Ok)
 
     async def post_records(
         self, turns: list[Mapping[str, Any]], events: list[Mapping[str, Any]]
     ) -> None:
-        await self.post("/runtime/records", {"turns": turns, "events": events})
+        batch = _checked(wire.Records, {"turns": turns, "events": events})
+        await self.call("/runtime/records", batch, wire.RecordsResult)
+
+
+def _checked(model: type[_M], body: Mapping[str, Any]) -> _M:
+    """A record built by a session, as the contract's model; a record that breaks the
+    contract is refused here, like the API would refuse it (RecordSink drops it and
+    says so), instead of travelling to be refused."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ApiRefused(422, f"{model.__name__} breaks the internal API contract: {exc}") from exc

@@ -130,29 +130,6 @@ async def restore_version(agent_id: str, version: int, ctx: UserDb) -> AgentEnve
 
 @router.delete("/{agent_id}", response_model=Ok)
 async def delete_agent(agent_id: str, ctx: UserDb) -> Ok:
-    parsed = _agent_id(agent_id)
-    pipeline_id = await ctx.conn.fetchval(
-        "update public.agents set status = 'removed', deleted_at = now(), updated_at = now()"
-        " where id = $1 and deleted_at is null returning coalesce(pipeline_id, id)",
-        parsed,
-    )
-    if pipeline_id is None:
+    if not await store.remove_agent(ctx.conn, _agent_id(agent_id)):
         raise NotFound(_NOT_FOUND)
-    await ctx.conn.execute(
-        "update public.pipelines set deleted_at = now(), updated_at = now()"
-        " where id = $1 and deleted_at is null",
-        pipeline_id,
-    )
-    await ctx.conn.execute("select private.revoke_agent_runtime_tokens($1)", parsed)
-    deployments = await ctx.conn.fetch(
-        "update public.deployments set status = 'removed', superseded_at = coalesce(superseded_at,"
-        " now()), updated_at = now() where agent_id = $1 and status <> 'removed' returning id",
-        parsed,
-    )
-    if deployments:
-        await ctx.conn.execute(
-            "update public.deployment_device_targets set status = 'removed', updated_at = now()"
-            " where deployment_id = any($1::uuid[]) and status <> 'removed'",
-            [r["id"] for r in deployments],
-        )
     return Ok()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from fastapi import APIRouter
 
+from functions import keys_store
 from functions.agents_store import iso, parse_uuid
 from functions.deps import UserDb
 from functions.errors import NotFound
@@ -16,22 +16,6 @@ from functions.models import ApiKey, ApiKeyCreate, ApiKeyEnvelope, ApiKeyList
 from shared.tokens import display_prefix, new_api_key, token_hash
 
 router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
-
-_LIST = (
-    "select id, name, prefix, created_at, last_used_at, expires_at, status"
-    " from public.api_keys order by created_at desc"
-)
-_INSERT = (
-    "insert into public.api_keys (user_id, name, prefix, token_hash, expires_at)"
-    " values ($1, $2, $3, $4, $5)"
-    " returning id, name, prefix, created_at, last_used_at, expires_at, status"
-)
-_REVOKE = (
-    "update public.api_keys set status = 'revoked',"
-    " revoked_at = coalesce(revoked_at, now()), updated_at = now()"
-    " where id = $1"
-    " returning id, name, prefix, created_at, last_used_at, expires_at, status"
-)
 
 
 def key_json(row: asyncpg.Record, token: str | None = None) -> ApiKey:
@@ -52,14 +36,12 @@ def key_json(row: asyncpg.Record, token: str | None = None) -> ApiKey:
 
 
 async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    rows = await conn.fetch(_LIST)
-    return [key_json(r).model_dump(by_alias=True) for r in rows]
+    return [key_json(r).model_dump(by_alias=True) for r in await keys_store.list_keys(conn)]
 
 
 @router.get("", response_model=ApiKeyList)
 async def get_keys(ctx: UserDb) -> ApiKeyList:
-    rows = await ctx.conn.fetch(_LIST)
-    return ApiKeyList(api_keys=[key_json(r) for r in rows])
+    return ApiKeyList(api_keys=[key_json(r) for r in await keys_store.list_keys(ctx.conn)])
 
 
 @router.post("", status_code=201, response_model=ApiKeyEnvelope)
@@ -68,13 +50,8 @@ async def create_key(body: ApiKeyCreate, ctx: UserDb) -> ApiKeyEnvelope:
     expires = (
         datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     )
-    row = await ctx.conn.fetchrow(
-        _INSERT,
-        uuid.UUID(ctx.user_id),
-        body.name.strip(),
-        display_prefix(token),
-        token_hash(token),
-        expires,
+    row = await keys_store.create_key(
+        ctx.conn, ctx.user_id, body.name.strip(), display_prefix(token), token_hash(token), expires
     )
     return ApiKeyEnvelope(api_key=key_json(row, token))
 
@@ -82,12 +59,7 @@ async def create_key(body: ApiKeyCreate, ctx: UserDb) -> ApiKeyEnvelope:
 @router.post("/{key_id}/revoke", response_model=ApiKeyEnvelope)
 async def revoke_key(key_id: str, ctx: UserDb) -> ApiKeyEnvelope:
     parsed = parse_uuid(key_id)
-    row = None
-    if parsed is not None:
-        row = await ctx.conn.fetchrow(
-            _REVOKE,
-            parsed,
-        )
+    row = await keys_store.revoke_key(ctx.conn, parsed) if parsed is not None else None
     if row is None:
         raise NotFound("API key not found.")
     return ApiKeyEnvelope(api_key=key_json(row))

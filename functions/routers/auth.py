@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 from fastapi import APIRouter, Request
 
+from functions import accounts_store
+from functions.client_address import limit_key
+from functions.db import savepoint
 from functions.deps import (
     BearerIdentity,
     ServiceDb,
@@ -18,7 +20,7 @@ from functions.deps import (
     client_ip,
     services,
 )
-from functions.errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
+from functions.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
 from functions.models import (
     AuthConfig,
     AuthSession,
@@ -42,7 +44,9 @@ from shared.tokens import token_hash
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 _WINDOW_S = 15 * 60
+_SIGNUP_WINDOW_S = 60 * 60
 _INVALID = "Invalid email or password."
+_SIGNED_OUT = "This session has been signed out or has expired."
 
 
 def _require_local(settings: ApiSettings) -> None:
@@ -89,21 +93,23 @@ async def _open_session(
     conn: asyncpg.Connection, request: Request, settings: ApiSettings, user_id: str
 ) -> tuple[str, str]:
     refresh = _new_refresh_token()
-    jti = await conn.fetchval(
-        "select private.local_session_open($1, $2, $3, $4, $5)",
-        uuid.UUID(user_id),
+    jti = await accounts_store.open_session(
+        conn,
+        user_id,
         token_hash(refresh),
         int(settings.session_max_age_s),
         request.headers.get("user-agent", ""),
         client_ip(request),
     )
-    return str(jti), refresh
+    return jti, refresh
 
 
 @router.post("/signup", status_code=201, response_model=AuthSession)
 async def signup(
     body: SignupBody, request: Request, settings: SettingsDep, conn: ServiceDb
 ) -> AuthSession:
+    """A new local account. Limited per client address, so accounts cannot be minted in
+    bulk to multiply per-user limits (claims)."""
     _require_local(settings)
     email = body.email.strip()
     normalized = normalize_email(email)
@@ -111,15 +117,30 @@ async def signup(
         raise BadRequest("A valid email address is required.")
     if len(body.password) < MIN_PASSWORD_CHARS:
         raise BadRequest(f"Password must be at least {MIN_PASSWORD_CHARS} characters.")
+    address = limit_key(client_ip(request))
+    if (
+        await accounts_store.signups_from(conn, address, _SIGNUP_WINDOW_S)
+        >= settings.signup_max_per_address
+    ):
+        raise TooManyRequests(
+            "Too many accounts were created from your network recently. Try again later.",
+            retry_after_s=_SIGNUP_WINDOW_S,
+        )
+    # Counted before the work: a refused duplicate costs a hash too.
+    await accounts_store.record_signup(conn, address)
     name = (body.display_name or "").strip() or normalized.split("@", 1)[0]
     password_hash = await hash_password_async(body.password)
-    user_id = await conn.fetchval(
-        "select private.local_signup($1, $2, $3, $4)", email, normalized, password_hash, name[:200]
-    )
-    jti, refresh = await _open_session(conn, request, settings, str(user_id))
+    try:
+        async with savepoint(conn, "signup"):
+            user_id = await accounts_store.create_local_user(
+                conn, email, normalized, password_hash, name[:200]
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("An account already exists for this email.", commit=True) from None
+    jti, refresh = await _open_session(conn, request, settings, user_id)
     return _session(
         request,
-        user_id=str(user_id),
+        user_id=user_id,
         email=email,
         name=name[:200],
         avatar=None,
@@ -132,30 +153,26 @@ async def signup(
 async def login(
     body: LoginBody, request: Request, settings: SettingsDep, conn: ServiceDb
 ) -> AuthSession:
+    """Failed sign-ins are limited per (email, client address) first; per email across
+    all addresses only at a much higher count, so a stranger's guesses from elsewhere
+    do not lock the owner out; and per address across emails."""
     _require_local(settings)
-    normalized = normalize_email(body.email)
-    address = client_ip(request) or "unknown"
+    normalized = normalize_email(body.email)[:320] or "-"
+    address = limit_key(client_ip(request))
     limit = settings.login_max_failures
-    subject = normalized[:320] or "-"
-    by_email = await conn.fetchval(
-        "select private.throttle_failures('login_email', $1, $2)", subject, _WINDOW_S
-    )
-    by_address = await conn.fetchval(
-        "select private.throttle_failures('login_address', $1, $2)", address, _WINDOW_S
-    )
-    if by_email >= limit or by_address >= 4 * limit:
+    failures = await accounts_store.login_failures(conn, normalized, address, _WINDOW_S)
+    if (
+        failures.pair >= limit
+        or failures.address >= 4 * limit
+        or failures.email >= settings.login_max_failures_per_email
+    ):
         raise TooManyRequests(
             "Too many failed sign-in attempts. Try again in a few minutes.", retry_after_s=_WINDOW_S
         )
-    row = await conn.fetchrow("select * from private.local_login_lookup($1)", normalized)
+    row = await accounts_store.login_lookup(conn, normalized)
     ok = await verify_password_async(row["password_hash"] if row else None, body.password)
     if not ok or row is None:
-        await conn.execute(
-            "select private.throttle_record('login_email', $1, false),"
-            " private.throttle_record('login_address', $2, false)",
-            normalized[:320] or "-",
-            address,
-        )
+        await accounts_store.record_login_failure(conn, normalized, address)
         raise Unauthorized(_INVALID, commit=True)
     user_id = str(row["user_id"])
     jti, refresh = await _open_session(conn, request, settings, user_id)
@@ -174,11 +191,7 @@ async def login(
 async def session(request: Request, ctx: UserDb) -> SessionInfo:
     if ctx.identity.provider == "dev" and request.headers.get("authorization") is None:
         raise Unauthorized("An active session is required.")
-    row = await ctx.conn.fetchrow(
-        "select id, auth_provider, email, display_name, avatar_url from public.app_users"
-        " where id = $1",
-        uuid.UUID(ctx.user_id),
-    )
+    row = await accounts_store.user_row(ctx.conn, ctx.user_id)
     if row is None:
         raise Unauthorized("An active session is required.")
     return SessionInfo(
@@ -200,17 +213,31 @@ async def refresh(
     identity: BearerIdentity,
     body: RefreshBody | None = None,
 ) -> AuthSession:
-    """A new access token: by refresh token (rotated), or by a still-valid session JWT."""
+    """A new access token.
+
+    By refresh token: the token rotates (the answer carries the next one). A
+    token that was already rotated away from means someone else holds this
+    session's tokens, so the whole session is revoked (401): every access and
+    refresh token it issued stops working, and the owner signs in again.
+
+    By a still-valid access token alone: only a new access token, never a
+    refresh token (`refreshToken` is null), so a stolen access token cannot be
+    turned into a 30-day credential; the session's refresh token is unchanged.
+    """
     _require_local(settings)
-    new_refresh = _new_refresh_token()
     if body is not None and body.refresh_token:
-        row = await conn.fetchrow(
-            "select * from private.local_session_refresh($1, $2)",
-            token_hash(body.refresh_token),
-            token_hash(new_refresh),
+        new_refresh = _new_refresh_token()
+        row = await accounts_store.refresh_session(
+            conn, token_hash(body.refresh_token), token_hash(new_refresh)
         )
-        if row is None:
-            raise Unauthorized("This session has been signed out or has expired.")
+        if row["outcome"] == "reused":
+            raise Unauthorized(
+                "This refresh token was already used once, so the session has been signed"
+                " out everywhere. Sign in again.",
+                commit=True,
+            )
+        if row["outcome"] != "rotated":
+            raise Unauthorized(_SIGNED_OUT)
         return _session(
             request,
             user_id=str(row["user_id"]),
@@ -222,19 +249,11 @@ async def refresh(
         )
     if identity is None or identity.provider != "local" or identity.session_id is None:
         raise Unauthorized("A refresh token or an active local session is required.")
-    alive = await conn.fetchval(
-        "select private.local_session_touch($1, $2)",
-        uuid.UUID(identity.session_id),
-        token_hash(new_refresh),
-    )
-    if not alive:
-        raise Unauthorized("This session has been signed out or has expired.")
-    user = await conn.fetchrow(
-        "select email, display_name, avatar_url from public.app_users where id = $1",
-        uuid.UUID(identity.user_id),
-    )
+    if not await accounts_store.session_alive(conn, identity.session_id):
+        raise Unauthorized(_SIGNED_OUT)
+    user = await accounts_store.user_row(conn, identity.user_id)
     if user is None:
-        raise Unauthorized("This session has been signed out or has expired.")
+        raise Unauthorized(_SIGNED_OUT)
     return _session(
         request,
         user_id=identity.user_id,
@@ -242,7 +261,7 @@ async def refresh(
         name=user["display_name"],
         avatar=user["avatar_url"],
         jti=identity.session_id,
-        refresh=new_refresh,
+        refresh=None,
     )
 
 
@@ -257,7 +276,5 @@ async def logout(request: Request, conn: ServiceDb) -> Ok:
     except Unauthorized:
         return Ok()
     if identity.provider == "local" and identity.session_id:
-        await conn.execute(
-            "select private.local_session_revoke($1)", uuid.UUID(identity.session_id)
-        )
+        await accounts_store.revoke_session(conn, identity.session_id)
     return Ok()

@@ -13,7 +13,5 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=Ok)
 @router.get("/api/health", response_model=Ok)
 async def health(request: Request) -> Ok:
-    db = services(request).db
-    async with db.transaction() as conn:
-        await conn.fetchval("select 1")
+    await services(request).db.ping()
     return Ok()

@@ -1,4 +1,10 @@
-"""Internal device endpoints (runtime -> API): OTA bootstrap, activation, verify, state."""
+"""Internal device endpoints (runtime -> API): OTA bootstrap, activation, verify, state.
+
+The bodies and answers are `shared.internal_api` models, which the runtime
+builds and parses too. Decisions about who a device is live in SQL
+(`pairing_store`); this module derives codes, bounds what a device reports,
+and checks the activation HMAC against the operator's factory keys.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,34 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
-from functions import activation, agents_store, devices_store
+from functions import activation, agents_store, devices_store, keys_store, pairing_store
+from functions.db import savepoint
 from functions.deps import InternalDb, SettingsDep, services
-from functions.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from functions.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from functions.firmware_offer import firmware_answer
-from functions.models import Ok, RequestBody
+from shared.internal_api import (
+    ActivateRequest,
+    ActivationInfo,
+    ActivationStatus,
+    BootstrapRequest,
+    DeviceConfig,
+    DeviceGrant,
+    DeviceRef,
+    DeviceStateRequest,
+    DeviceVerifyRequest,
+    Ok,
+    OtaAnswer,
+    ServerTime,
+    WebsocketInfo,
+)
 from shared.secretbox import SecretBoxError, open_
 from shared.tokens import (
     ACTIVATION_CODE_TTL_S,
@@ -27,124 +54,25 @@ from shared.tokens import (
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
-_MAX_SYSTEM_INFO = 16_384
-_S = Field(default=None, max_length=512)
+# What a device may park in the database about itself: 8 KiB of JSON (a real
+# xiaozhi OTA body is about 1.1 KiB). A larger report keeps only the keys the
+# console shows, and nothing when even those are too large. The columns have
+# the same bound (20261125000300_devices.sql).
+MAX_SYSTEM_INFO = 8192
+_SUMMARY_KEYS = ("version", "language", "mac_address", "chip_model_name", "application", "board")
 
 
-class BootstrapBody(RequestBody):
-    device_id: str | None = _S
-    client_id: str | None = _S
-    serial_number: str | None = _S
-    user_agent: str | None = _S
-    ip_address: str | None = _S
-    authorization: str | None = Field(default=None, max_length=4096)
-    websocket_url: str | None = Field(default=None, max_length=2048)
-    activation_version: str | int | None = None
-    system_info: Any = None
-
-
-class ActivateBody(RequestBody):
-    device_id: str | None = _S
-    client_id: str | None = _S
-    serial_number: str | None = _S
-    algorithm: str | None = _S
-    challenge: str | None = _S
-    hmac: str | None = _S
-
-
-class VerifyBody(RequestBody):
-    token: str = Field(min_length=1, max_length=512)
-    device_id: str | None = _S
-    client_id: str | None = _S
-    ip_address: str | None = _S
-    user_agent: str | None = _S
-    protocol_version: int | str | None = None
-
-
-class DeviceRef(RequestBody):
-    device_id: str = Field(min_length=1, max_length=64)
-
-
-class StateBody(DeviceRef):
-    availability: str = Field(pattern="^(available|offline|unknown)$")
-
-
-def _system_info(raw: Any) -> dict[str, Any]:
+def bounded_system_info(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         return {}
-    return raw if len(json.dumps(raw, default=str)) <= _MAX_SYSTEM_INFO else {}
-
-
-@router.post("/device-activations/bootstrap")
-async def bootstrap(
-    body: BootstrapBody, request: Request, conn: InternalDb, settings: SettingsDep
-) -> dict[str, Any]:
-    identifier = (body.device_id or body.client_id or "").strip()
-    if not identifier:
-        raise BadRequest("Device-Id or Client-Id is required.")
-    presented = activation.bearer(body.authorization)
-    info = _system_info(body.system_info)
-    firmware, board = activation.firmware_facts(info, body.user_agent)
-    key = activation.derivation_key(settings.runtime_internal_secret.get_secret_value())
-    answer: dict[str, Any] = {"server_time": activation.server_time()}
-    ws = {"url": activation.websocket_url(body.websocket_url, settings.runtime_public_http_url)}
-    for _attempt in range(5):
-        new_id = uuid.uuid4()
-        new_token = new_device_token()
-        # A savepoint: a code collision must not abort the request's transaction.
-        await conn.execute("savepoint bootstrap_attempt")
+    for candidate in (raw, {k: raw[k] for k in _SUMMARY_KEYS if k in raw}):
         try:
-            row = await conn.fetchrow(
-                "select * from private.device_bootstrap($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                " $10, $11, $12, $13, $14, $15)",
-                identifier[:128],
-                body.client_id,
-                (body.serial_number or "").strip()[:128] or None,
-                token_hash(presented) if presented else None,
-                body.user_agent,
-                body.ip_address,
-                firmware,
-                board,
-                info,
-                new_id,
-                _code_hash(key, new_id),
-                token_hash(activation.activation_challenge(key, new_id)),
-                display_prefix(new_token),
-                token_hash(new_token),
-                ACTIVATION_CODE_TTL_S,
-            )
-        except asyncpg.UniqueViolationError:
-            await conn.execute("rollback to savepoint bootstrap_attempt")
+            size = len(json.dumps(candidate, default=str, ensure_ascii=False).encode("utf-8"))
+        except (TypeError, ValueError, RecursionError):
             continue
-        await conn.execute("release savepoint bootstrap_attempt")
-        break
-    else:
-        raise Conflict("Could not allocate an activation code; try again.")
-    assert row is not None
-    if row["kind"] == "known":
-        answer["websocket"] = {**ws, "version": 1}
-        offer = await firmware_answer(
-            conn,
-            storage=services(request).firmware,
-            settings=settings,
-            device_id=row["device_id"],
-            version=firmware,
-            board=board,
-            websocket_url=ws["url"],
-        )
-        if offer is not None:
-            answer["firmware"] = offer
-        return answer
-    activation_id = row["activation_id"]
-    token = presented if row["token_kept"] and presented else new_token
-    answer["websocket"] = {**ws, "token": token, "version": 1}
-    answer["activation"] = {
-        "message": activation.ACTIVATION_MESSAGE,
-        "code": activation.activation_code(key, activation_id),
-        "challenge": activation.activation_challenge(key, activation_id),
-        "timeout_ms": ACTIVATION_CODE_TTL_S * 1000,
-    }
-    return answer
+        if size <= MAX_SYSTEM_INFO:
+            return candidate
+    return {}
 
 
 def _code_hash(key: bytes, activation_id: uuid.UUID) -> str:
@@ -152,87 +80,175 @@ def _code_hash(key: bytes, activation_id: uuid.UUID) -> str:
 
 
 @router.post(
+    "/device-activations/bootstrap", response_model=OtaAnswer, response_model_exclude_none=True
+)
+async def bootstrap(
+    body: BootstrapRequest, request: Request, conn: InternalDb, settings: SettingsDep
+) -> OtaAnswer:
+    identifier = (body.device_id or body.client_id or "").strip()[:128]
+    if not identifier:
+        raise BadRequest("Device-Id or Client-Id is required.")
+    presented = activation.bearer(body.authorization)
+    firmware, board = activation.firmware_facts(body.system_info, body.user_agent)
+    facts = pairing_store.BootstrapFacts(
+        identifier=identifier,
+        client_id=(body.client_id or "").strip()[:128] or None,
+        serial_number=(body.serial_number or "").strip()[:128] or None,
+        bearer_hash=token_hash(presented) if presented else None,
+        user_agent=body.user_agent,
+        ip_address=body.ip_address,
+        firmware_version=firmware,
+        board=board,
+        system_info=bounded_system_info(body.system_info),
+    )
+    key = activation.derivation_key(settings.runtime_internal_secret.get_secret_value())
+    ws_url = activation.websocket_url(body.websocket_url, settings.runtime_public_http_url)
+    for _attempt in range(5):
+        new_id = uuid.uuid4()
+        new_token = new_device_token()
+        fresh = pairing_store.NewActivation(
+            activation_id=new_id,
+            code_hash=_code_hash(key, new_id),
+            challenge_hash=token_hash(activation.activation_challenge(key, new_id)),
+            token_prefix=display_prefix(new_token),
+            token_hash=token_hash(new_token),
+            ttl_s=ACTIVATION_CODE_TTL_S,
+        )
+        try:
+            # A code collision must not abort the request's transaction: draw again.
+            async with savepoint(conn, "bootstrap_attempt"):
+                row = await pairing_store.bootstrap(
+                    conn, facts, fresh, max_pending_per_address=settings.ota_max_pending_per_address
+                )
+        except asyncpg.UniqueViolationError:
+            continue
+        break
+    else:
+        raise Conflict("Could not allocate an activation code; try again.")
+    server_time = ServerTime(**activation.server_time())
+    if row["kind"] == "throttled":
+        raise TooManyRequests(
+            "Too many devices on this network are waiting to be paired; try again once a"
+            " code has been used or has expired.",
+            retry_after_s=ACTIVATION_CODE_TTL_S,
+        )
+    if row["kind"] == "connect":
+        # Recognised by MAC and Client-Id only: connect information, nothing recorded
+        # (a firmware offer keeps per-device bookkeeping, so it waits for the token).
+        return OtaAnswer(server_time=server_time, websocket=WebsocketInfo(url=ws_url))
+    if row["kind"] == "known":
+        offer = await firmware_answer(
+            conn,
+            storage=services(request).firmware,
+            settings=settings,
+            device_id=row["device_id"],
+            version=firmware,
+            board=board,
+            websocket_url=ws_url,
+        )
+        return OtaAnswer(
+            server_time=server_time, websocket=WebsocketInfo(url=ws_url), firmware=offer
+        )
+    activation_id = row["activation_id"]
+    token = presented if row["token_kept"] and presented else new_token
+    return OtaAnswer(
+        server_time=server_time,
+        websocket=WebsocketInfo(url=ws_url, token=token),
+        activation=ActivationInfo(
+            message=activation.ACTIVATION_MESSAGE,
+            code=activation.activation_code(key, activation_id),
+            challenge=activation.activation_challenge(key, activation_id),
+            timeout_ms=ACTIVATION_CODE_TTL_S * 1000,
+        ),
+    )
+
+
+@router.post(
     "/device-activations/activate",
+    response_model=ActivationStatus,
     responses={202: {"description": "pending"}, 404: {}, 409: {}, 403: {}},
 )
-async def activate(body: ActivateBody, conn: InternalDb, settings: SettingsDep) -> JSONResponse:
+async def activate(body: ActivateRequest, conn: InternalDb, settings: SettingsDep) -> JSONResponse:
     identifier = (body.device_id or body.client_id or "").strip()
-    challenge = (body.challenge or "").strip() or None
+    challenge = body.field("challenge")
     if not identifier and challenge is None:
         raise BadRequest("Device-Id, Client-Id or a challenge is required.")
-    if challenge is not None:
-        await _check_hmac(conn, settings.secrets_key_bytes, body, challenge)
-    row = await conn.fetchrow(
-        "select * from private.device_activate($1, $2)",
-        token_hash(challenge) if challenge else None,
-        identifier,
+    verified_serial = await _check_hmac(conn, settings.secrets_key_bytes, body, challenge)
+    status = await pairing_store.activate(
+        conn, token_hash(challenge) if challenge else None, identifier, verified_serial
     )
-    status = row["status"] if row else "not_found"
     if status == "pending":
-        return JSONResponse({"ok": False, "status": "pending"}, status_code=202)
+        return JSONResponse(ActivationStatus(ok=False, status="pending").wire(), status_code=202)
     if status == "completed":
-        return JSONResponse({"ok": True, "status": "completed"}, status_code=200)
+        return JSONResponse(ActivationStatus(ok=True, status="completed").wire(), status_code=200)
     if status == "gone":
         raise Conflict("This activation is no longer active.")
     raise NotFound("Activation was not found or has expired.")
 
 
 async def _check_hmac(
-    conn: asyncpg.Connection, secrets_key: bytes | None, body: ActivateBody, challenge: str
-) -> None:
-    """Verify the v2 HMAC when a factory key is registered for the activation's serial."""
-    serial = await conn.fetchval(
-        "select serial_number from public.device_activation_requests where challenge_hash = $1",
-        token_hash(challenge),
-    )
-    serial = serial or (body.serial_number or "").strip()
-    if not serial:
-        return
-    sealed = await conn.fetchval(
-        "select key_ciphertext from public.device_factory_keys"
-        " where serial_number = $1 and revoked_at is null",
-        serial,
-    )
+    conn: asyncpg.Connection,
+    secrets_key: bytes | None,
+    body: ActivateRequest,
+    challenge: str | None,
+) -> str | None:
+    """The serial whose factory key signed the challenge, or None when none is needed.
+
+    Once the operator has registered any factory key, every activation must
+    carry a valid HMAC-SHA256 of its challenge under the key of its serial
+    number (the bootstrap's Serial-Number, else the poll's `serial_number`):
+    a poll without one is refused (403), and the claim of an unproven request
+    is refused too (private.claim_activation), since a code alone does not
+    prove genuine hardware. Without registered keys the HMAC is checked when
+    a key exists for the serial, and otherwise not needed.
+    """
+    required = await pairing_store.factory_keys_registered(conn)
+    given = body.field("hmac")
+    if challenge is None:
+        if required:
+            raise Forbidden(
+                "This server only pairs devices that prove their factory key: the activation"
+                " needs the challenge and its HMAC (Activation-Version 2)."
+            )
+        return None
+    serial = await pairing_store.activation_serial(conn, token_hash(challenge))
+    serial = serial or body.field("serial_number")
+    sealed = await pairing_store.factory_key(conn, serial) if serial else None
     if sealed is None:
-        return
+        if required:
+            raise Forbidden("No factory key is registered for this device's serial number.")
+        return None
     if secrets_key is None:
         raise Forbidden("Device keys are registered but OPENDOT_SECRETS_KEY is not set.")
+    assert serial is not None
     try:
         device_key = bytes.fromhex(open_(secrets_key, sealed, f"device-factory-key:{serial}"))
     except (SecretBoxError, ValueError) as exc:
         raise Forbidden("The device key for this serial number cannot be opened.") from exc
-    if not body.hmac or not verify_activation_hmac(device_key, challenge, body.hmac):
+    if not given or not verify_activation_hmac(device_key, challenge, given):
         raise Forbidden("Activation HMAC verification failed.")
+    return serial
 
 
-async def _secrets(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, str]:
-    rows = await conn.fetch(
-        "select name, ciphertext from public.user_secrets where user_id = $1", user_id
-    )
-    return {r["name"]: r["ciphertext"] for r in rows}
-
-
-@router.post("/device-runtime/verify")
-async def verify_device(body: VerifyBody, conn: InternalDb) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        "select * from private.device_verify($1, $2, $3)",
-        token_hash(body.token.strip()),
-        body.device_id,
-        body.ip_address,
+@router.post("/device-runtime/verify", response_model=DeviceGrant)
+async def verify_device(body: DeviceVerifyRequest, conn: InternalDb) -> DeviceGrant:
+    row = await pairing_store.verify_device(
+        conn, token_hash(body.token.strip()), body.device_id, body.ip_address
     )
     if row is None or row["reason"] == "invalid":
         raise Unauthorized("Device credential is invalid or revoked.")
     if row["reason"] == "hardware_mismatch":
         raise Unauthorized("Device credential belongs to another device.")
     device = await devices_store.get_device(conn, row["device_id"])
-    agent = await agents_store.agent_for_device(conn, row["device_id"])
-    return {
-        "userId": str(row["user_id"]),
-        "device": device,
-        "agent": agent,
-        "memory": await devices_store.memory(conn, row["device_id"]),
-        "secrets": await _secrets(conn, row["user_id"]),
-    }
+    return DeviceGrant.model_validate(
+        {
+            "userId": str(row["user_id"]),
+            "device": device,
+            "agent": await agents_store.agent_for_device(conn, row["device_id"]),
+            "memory": await devices_store.memory(conn, row["device_id"]),
+            "secrets": await keys_store.sealed_secrets(conn, row["user_id"]),
+        }
+    )
 
 
 def _device_uuid(raw: str) -> uuid.UUID:
@@ -242,41 +258,25 @@ def _device_uuid(raw: str) -> uuid.UUID:
     return parsed
 
 
-@router.post("/device-runtime/config")
-async def device_config(body: DeviceRef, conn: InternalDb) -> dict[str, Any]:
+@router.post("/device-runtime/config", response_model=DeviceConfig)
+async def device_config(body: DeviceRef, conn: InternalDb) -> DeviceConfig:
     device_id = _device_uuid(body.device_id)
-    exists = await conn.fetchval(
-        "select 1 from public.devices where id = $1 and deleted_at is null", device_id
-    )
-    if exists is None:
+    if not await pairing_store.device_exists(conn, device_id):
         raise NotFound("Device not found.")
-    return {"agent": await agents_store.agent_for_device(conn, device_id)}
+    return DeviceConfig(agent=await agents_store.agent_for_device(conn, device_id))
 
 
 @router.post("/device-runtime/state", response_model=Ok)
-async def device_state(body: StateBody, conn: InternalDb) -> Ok:
-    device_id = _device_uuid(body.device_id)
-    updated = await conn.fetchval(
-        "update public.device_state set availability = $2, last_seen_at = now(),"
-        " updated_at = now() where device_id = $1 returning 1",
-        device_id,
-        body.availability,
-    )
-    if updated is None:
+async def device_state(body: DeviceStateRequest, conn: InternalDb) -> Ok:
+    if not await pairing_store.set_availability(
+        conn, _device_uuid(body.device_id), body.availability
+    ):
         raise NotFound("Device not found.")
     return Ok()
 
 
 @router.post("/device-runtime/memory/reset", response_model=Ok)
 async def reset_memory(body: DeviceRef, conn: InternalDb) -> Ok:
-    device_id = _device_uuid(body.device_id)
-    updated = await conn.fetchval(
-        "insert into public.device_state (device_id, memory_reset_at)"
-        " select id, now() from public.devices where id = $1 and deleted_at is null"
-        " on conflict (device_id) do update set memory_reset_at = now(), updated_at = now()"
-        " returning 1",
-        device_id,
-    )
-    if updated is None:
+    if not await devices_store.reset_memory(conn, _device_uuid(body.device_id)):
         raise NotFound("Device not found.")
     return Ok()

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter
 
+from functions import runtime_store
 from functions.agents_store import iso, parse_uuid
 from functions.deps import Ctx, UserDb
 from functions.errors import NotFound
@@ -26,12 +27,8 @@ async def _issue(ctx: Ctx, agent_id: str, kind: str) -> tuple[str, str]:
     token = new_voice_token()
     expires = None
     if parsed is not None:
-        expires = await ctx.conn.fetchval(
-            "select private.issue_runtime_token($1, $2, $3, $4)",
-            parsed,
-            token_hash(token),
-            kind,
-            VOICE_TOKEN_TTL_S,
+        expires = await runtime_store.issue_token(
+            ctx.conn, parsed, token_hash(token), kind, VOICE_TOKEN_TTL_S
         )
     if expires is None:
         raise NotFound("Agent not found.")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from fastapi import APIRouter
 
+from functions import keys_store
 from functions.agents_store import iso
 from functions.deps import UserDb
 from functions.errors import BadRequest, NotFound, Unavailable
@@ -26,9 +26,7 @@ def _check_name(name: str) -> str:
 
 @router.get("", response_model=SecretList)
 async def list_secrets(ctx: UserDb) -> SecretList:
-    rows = await ctx.conn.fetch(
-        "select name, created_at, updated_at from public.user_secrets order by name"
-    )
+    rows = await keys_store.list_secret_names(ctx.conn)
     return SecretList(
         secrets=[
             SecretInfo(
@@ -48,22 +46,7 @@ async def put_secret(name: str, body: SecretPut, ctx: UserDb) -> SecretEnvelope:
     if key is None:
         raise Unavailable("Secret storage is off: the operator has not set OPENDOT_SECRETS_KEY.")
     sealed = seal(key, body.value, f"{ctx.user_id}:{name}")
-    # Update-then-insert rather than ON CONFLICT: owners hold no SELECT on
-    # `ciphertext`, which an upsert's EXCLUDED reference would need.
-    row = await ctx.conn.fetchrow(
-        "update public.user_secrets set ciphertext = $2, updated_at = now() where name = $1"
-        " returning name, created_at, updated_at",
-        name,
-        sealed,
-    )
-    if row is None:
-        row = await ctx.conn.fetchrow(
-            "insert into public.user_secrets (user_id, name, ciphertext) values ($1, $2, $3)"
-            " returning name, created_at, updated_at",
-            uuid.UUID(ctx.user_id),
-            name,
-            sealed,
-        )
+    row = await keys_store.put_secret(ctx.conn, ctx.user_id, name, sealed)
     return SecretEnvelope(
         secret=SecretInfo(
             name=row["name"],
@@ -76,9 +59,6 @@ async def put_secret(name: str, body: SecretPut, ctx: UserDb) -> SecretEnvelope:
 @router.delete("/{name}", response_model=Ok)
 async def delete_secret(name: str, ctx: UserDb) -> Ok:
     _check_name(name)
-    deleted = await ctx.conn.fetchval(
-        "delete from public.user_secrets where name = $1 returning 1", name
-    )
-    if deleted is None:
+    if not await keys_store.delete_secret(ctx.conn, name):
         raise NotFound("Secret not found.")
     return Ok()

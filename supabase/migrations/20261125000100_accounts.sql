@@ -108,9 +108,30 @@ revoke all on table public.local_sessions from anon, authenticated;
 grant all on table public.local_sessions to service_role;
 
 -- ---------------------------------------------------------------------------
--- auth_throttle: one row per attempt, counted over a sliding window.
--- scope examples: 'login_email' (subject = normalised email),
--- 'login_address' (subject = client address), 'claim_user' (subject = user id).
+-- local_session_rotated_tokens: the hashes of refresh tokens a session has
+-- already rotated away from. A rotated token presented again means two
+-- parties hold the session's tokens (one of them stole it), so the whole
+-- session is revoked: the thief's next refresh fails, and so does the
+-- owner's, who signs in again (OAuth 2.0 Security BCP, refresh token reuse).
+-- Rows go with their session.
+create table public.local_session_rotated_tokens (
+  token_hash text primary key check (token_hash ~ '^[0-9a-f]{64}$'),
+  jti uuid not null references public.local_sessions (jti) on delete cascade,
+  rotated_at timestamptz not null default now()
+);
+create index local_session_rotated_tokens_jti_idx on public.local_session_rotated_tokens (jti);
+alter table public.local_session_rotated_tokens enable row level security;
+revoke all on table public.local_session_rotated_tokens from anon, authenticated;
+grant all on table public.local_session_rotated_tokens to service_role;
+
+-- ---------------------------------------------------------------------------
+-- auth_throttle: one row per attempt, counted over a sliding window, and
+-- deleted once older than any window (private.sweep_expired). Scopes:
+-- 'login_pair' (subject = sha256 of email and client address), 'login_email',
+-- 'login_address', 'signup_address', 'claim_user', 'claim_address', and
+-- 'claim_code' (subject '*': every wrong claim, the guesses each pending code
+-- has received). Client addresses come from the API's one definition of
+-- "the client address" (functions/client_address.py).
 create table public.auth_throttle (
   id uuid primary key default gen_random_uuid(),
   scope text not null check (scope ~ '^[a-z][a-z0-9_]{0,39}$'),

@@ -21,8 +21,13 @@ create table public.devices (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references public.app_users (id) on delete cascade,
   serial_number text not null check (length(btrim(serial_number)) between 1 and 128),
-  -- The firmware's Device-Id (MAC), set when the device is claimed.
+  -- Who the device is, as the system saw it when the device was claimed: the
+  -- firmware's Device-Id (its Wi-Fi MAC, or Client-Id when it sends no MAC)
+  -- and its Client-Id (a UUID the firmware keeps in flash). Only the claim
+  -- (private.claim_activation) writes them; owners have no column grant, so
+  -- nobody can point their record at somebody else's hardware.
   hardware_id text check (length(hardware_id) <= 128),
+  client_id text check (length(client_id) <= 128),
   model text not null default 'Dot S3' check (length(model) <= 64),
   display_name text not null check (length(btrim(display_name)) between 1 and 200),
   device_endpoint text not null default '' check (length(device_endpoint) <= 2048),
@@ -38,8 +43,9 @@ create table public.devices (
 create unique index devices_user_serial_key on public.devices (user_id, serial_number)
   where deleted_at is null;
 create index devices_user_id_idx on public.devices (user_id, updated_at desc);
--- Claim checks "is this serial paired to another account?" and the OTA
--- bootstrap finds a device by serial: both look across users.
+-- Claim checks "is this device paired to another account?" by serial and by
+-- hardware id, and the OTA bootstrap finds a paired device by hardware id:
+-- both look across users.
 create index devices_serial_number_idx on public.devices (serial_number)
   where deleted_at is null;
 create index devices_hardware_id_idx on public.devices (hardware_id)
@@ -58,7 +64,11 @@ create policy "devices: delete own" on public.devices
   for delete to authenticated using (user_id = (select auth.uid()));
 
 revoke all on table public.devices from anon, authenticated;
-grant select, insert, update, delete on table public.devices to authenticated;
+grant select, delete on table public.devices to authenticated;
+grant insert (id, user_id, serial_number, model, display_name, device_endpoint)
+  on table public.devices to authenticated;
+grant update (serial_number, model, display_name, device_endpoint, status, deleted_at, updated_at)
+  on table public.devices to authenticated;
 grant all on table public.devices to service_role;
 
 -- Fills user_id of a device's child rows from the device. EXECUTE is not
@@ -94,8 +104,13 @@ create table public.device_state (
   firmware_version text check (length(firmware_version) <= 64),
   board text check (length(board) <= 128),
   runtime_version text check (length(runtime_version) <= 64),
-  app_info jsonb not null default '{}'::jsonb check (jsonb_typeof(app_info) = 'object'),
-  system_info jsonb not null default '{}'::jsonb check (jsonb_typeof(system_info) = 'object'),
+  -- What the firmware reports about itself is bounded (8 KiB of JSON text; a
+  -- real xiaozhi OTA body is about 1.1 KiB), so a device cannot park
+  -- megabytes in the table through its OTA checks.
+  app_info jsonb not null default '{}'::jsonb
+    check (jsonb_typeof(app_info) = 'object' and octet_length(app_info::text) <= 8192),
+  system_info jsonb not null default '{}'::jsonb
+    check (jsonb_typeof(system_info) = 'object' and octet_length(system_info::text) <= 8192),
   reported_state_json jsonb not null default '{}'::jsonb,
   desired_state_json jsonb not null default '{}'::jsonb,
   update_mode text not null default 'idle' check (update_mode in ('idle', 'checking', 'binding')),
@@ -120,8 +135,15 @@ create policy "device_state: update own devices" on public.device_state
   using (user_id = (select auth.uid()))
   with check (user_id = (select auth.uid()));
 
+-- Owners write the console's view of the device (availability, the check
+-- state, a memory reset); what the device reported about itself (firmware,
+-- board, system info) comes only from the device, through the OTA bootstrap.
 revoke all on table public.device_state from anon, authenticated;
-grant select, insert, update on table public.device_state to authenticated;
+grant select on table public.device_state to authenticated;
+grant insert (device_id, availability, last_seen_at, ip_address, update_mode, memory_reset_at)
+  on table public.device_state to authenticated;
+grant update (availability, last_seen_at, ip_address, update_mode, memory_reset_at, updated_at)
+  on table public.device_state to authenticated;
 grant all on table public.device_state to service_role;
 
 -- ---------------------------------------------------------------------------
@@ -131,6 +153,13 @@ grant all on table public.device_state to service_role;
 -- answer, and sends it back on /ota/activate with its HMAC; the API finds the
 -- row by the challenge's hash and verifies the HMAC against the plain value
 -- the device just sent, so the clear text never needs to be kept.
+--
+-- What OTA traffic can store here is bounded (see
+-- 20261125001200_pairing_functions.sql): one pending request per hardware id
+-- (a new bootstrap replaces it), a capped number per client address, system
+-- info of at most 8 KiB, and expired requests are deleted as new ones come.
+-- hmac_verified_at: when the device proved its factory key (v2 activation);
+-- once an operator registers factory keys, only verified requests are claimed.
 create table public.device_activation_requests (
   id uuid primary key default gen_random_uuid(),
   device_identifier text not null check (length(device_identifier) between 1 and 128),
@@ -140,7 +169,8 @@ create table public.device_activation_requests (
   ip_address text not null default '' check (length(ip_address) <= 64),
   firmware_version text check (length(firmware_version) <= 64),
   board text check (length(board) <= 128),
-  system_info jsonb not null default '{}'::jsonb check (jsonb_typeof(system_info) = 'object'),
+  system_info jsonb not null default '{}'::jsonb
+    check (jsonb_typeof(system_info) = 'object' and octet_length(system_info::text) <= 8192),
   code_hash text not null check (code_hash ~ '^[0-9a-f]{64}$'),
   challenge_hash text not null check (challenge_hash ~ '^[0-9a-f]{64}$'),
   token_prefix text not null check (length(token_prefix) between 4 and 32),
@@ -153,7 +183,8 @@ create table public.device_activation_requests (
   updated_at timestamptz not null default now(),
   expires_at timestamptz not null,
   claimed_at timestamptz,
-  completed_at timestamptz
+  completed_at timestamptz,
+  hmac_verified_at timestamptz
 );
 -- At most one pending request per code: a new bootstrap that draws a code
 -- already pending elsewhere gets a unique violation and draws again.
@@ -167,8 +198,11 @@ create unique index device_activation_requests_token_hash_key
   on public.device_activation_requests (token_hash);
 create index device_activation_requests_identifier_idx
   on public.device_activation_requests (device_identifier, status, created_at desc);
+-- The sweep of dead requests, and the per-address cap on pending ones.
 create index device_activation_requests_expires_at_idx
-  on public.device_activation_requests (expires_at) where status = 'pending';
+  on public.device_activation_requests (expires_at) where status in ('pending', 'expired');
+create index device_activation_requests_pending_ip_idx
+  on public.device_activation_requests (ip_address, expires_at) where status = 'pending';
 create index device_activation_requests_claimed_by_idx
   on public.device_activation_requests (claimed_by_user_id);
 create index device_activation_requests_device_id_idx
@@ -211,6 +245,52 @@ create table public.device_factory_keys (
 alter table public.device_factory_keys enable row level security;
 revoke all on table public.device_factory_keys from anon, authenticated;
 grant all on table public.device_factory_keys to service_role;
+
+-- ---------------------------------------------------------------------------
+-- A device's serial number is who it is to the pairing flow, so an owner may
+-- not rename theirs into somebody else's hardware (a "pairing squat": the
+-- victim's Dot would then look paired, never get a code, and report into the
+-- squatter's record). Once a device is paired (it has a hardware id or a
+-- credential) its serial stays; before that it may only change to a serial
+-- that no device has presented to this server. Checked here rather than in
+-- the API so a direct supabase-js update is held to the same rule; the
+-- constraint name lets the API answer with a sentence (409).
+create function private.devices_keep_serial() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if new.serial_number is not distinct from old.serial_number then
+    return new;
+  end if;
+  if old.hardware_id is not null or exists (
+    select 1 from public.device_credentials c where c.device_id = old.id and c.status = 'active'
+  ) then
+    raise exception 'A paired device keeps the serial number it was paired with.'
+      using errcode = 'check_violation', constraint = 'devices_paired_serial_fixed';
+  end if;
+  if exists (
+    select 1 from public.device_activation_requests r
+    where lower(r.device_identifier) = lower(new.serial_number)
+       or lower(r.serial_number) = lower(new.serial_number)
+  ) or exists (
+    select 1 from public.devices d
+    where d.id <> old.id and d.deleted_at is null
+      and (lower(d.hardware_id) = lower(new.serial_number)
+           or (d.serial_number = new.serial_number and d.hardware_id is not null))
+  ) then
+    raise exception 'That serial number belongs to a device that has already contacted this server.'
+      using errcode = 'check_violation', constraint = 'devices_serial_of_known_hardware';
+  end if;
+  return new;
+end;
+$$;
+revoke execute on function private.devices_keep_serial() from public, anon, authenticated;
+
+create trigger devices_keep_serial
+  before update of serial_number on public.devices
+  for each row execute function private.devices_keep_serial();
 
 -- ---------------------------------------------------------------------------
 -- deployments: a binding of an agent to devices. With follow_latest = false it

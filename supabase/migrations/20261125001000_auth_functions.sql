@@ -55,7 +55,11 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------
--- Throttling: count recent failures; record an attempt.
+-- Throttling: count recent attempts (all, or failures only); record one.
+-- Recording also deletes a few rows older than a day (no window is longer
+-- than an hour), so the table that attackers grow is pruned by the same
+-- path, without a scheduler: each call removes at most 20 rows through the
+-- created_at index.
 create function private.throttle_failures(
   p_scope text, p_subject text, p_window_s integer
 ) returns integer
@@ -72,6 +76,21 @@ as $$
     and t.created_at > now() - make_interval(secs => p_window_s);
 $$;
 
+create function private.throttle_attempts(
+  p_scope text, p_subject text, p_window_s integer
+) returns integer
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select count(*)::integer
+  from public.auth_throttle t
+  where t.scope = p_scope
+    and t.subject = p_subject
+    and t.created_at > now() - make_interval(secs => p_window_s);
+$$;
+
 create function private.throttle_record(
   p_scope text, p_subject text, p_succeeded boolean
 ) returns void
@@ -79,8 +98,16 @@ language sql
 security definer
 set search_path = ''
 as $$
+  delete from public.auth_throttle t
+  where t.id in (
+    select o.id from public.auth_throttle o
+    where o.created_at < now() - interval '1 day'
+    order by o.created_at
+    limit 20
+    for update skip locked
+  );
   insert into public.auth_throttle (scope, subject, succeeded)
-  values (p_scope, left(p_subject, 320), p_succeeded);
+  values (p_scope, left(coalesce(nullif(p_subject, ''), 'unknown'), 320), p_succeeded);
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -137,27 +164,57 @@ as $$
   returning jti;
 $$;
 
--- Rotate a refresh token: the old one stops working, the session lives on.
+-- Rotate a refresh token: the old one stops working, the session lives on,
+-- and the old hash is remembered. outcome: rotated | reused | invalid.
+-- 'reused' means a token this session already rotated away from came back:
+-- somebody else holds the session's tokens, so the session is revoked, which
+-- ends every access and refresh token it issued.
 create function private.local_session_refresh(
   p_refresh_hash text, p_new_refresh_hash text
-) returns table (jti uuid, user_id uuid, email text, display_name text, avatar_url text)
-language sql
+) returns table (
+  outcome text, jti uuid, user_id uuid, email text, display_name text, avatar_url text
+)
+language plpgsql
 security definer
 set search_path = ''
 as $$
-  with s as (
-    update public.local_sessions ls
-    set refresh_token_hash = p_new_refresh_hash, last_used_at = now()
-    where ls.refresh_token_hash = p_refresh_hash
-      and ls.revoked_at is null
-      and ls.expires_at > now()
-    returning ls.jti, ls.user_id
-  )
-  select s.jti, s.user_id, u.email, u.display_name, u.avatar_url
-  from s join public.app_users u on u.id = s.user_id;
+declare
+  v_session public.local_sessions%rowtype;
+begin
+  update public.local_sessions ls
+  set refresh_token_hash = p_new_refresh_hash, last_used_at = now()
+  where ls.refresh_token_hash = p_refresh_hash
+    and ls.revoked_at is null
+    and ls.expires_at > now()
+  returning ls.* into v_session;
+  if found then
+    insert into public.local_session_rotated_tokens (token_hash, jti)
+    values (p_refresh_hash, v_session.jti)
+    on conflict on constraint local_session_rotated_tokens_pkey do nothing;
+    return query
+      select 'rotated'::text, v_session.jti, v_session.user_id, u.email, u.display_name,
+             u.avatar_url
+      from public.app_users u where u.id = v_session.user_id;
+    return;
+  end if;
+  update public.local_sessions ls set revoked_at = now()
+  from public.local_session_rotated_tokens r
+  where r.token_hash = p_refresh_hash and ls.jti = r.jti and ls.revoked_at is null
+  returning ls.* into v_session;
+  if found then
+    return query select 'reused'::text, v_session.jti, v_session.user_id, null::text,
+                        null::text, null::text;
+    return;
+  end if;
+  return query select 'invalid'::text, null::uuid, null::uuid, null::text, null::text,
+                      null::text;
+end;
 $$;
 
-create function private.local_session_touch(p_jti uuid, p_new_refresh_hash text)
+-- Is this local session still live? (A new access token by bearer: it renews
+-- the short-lived access token only; it never mints a refresh token, so a
+-- stolen access token cannot be turned into a 30-day credential.)
+create function private.local_session_touch(p_jti uuid)
 returns boolean
 language sql
 security definer
@@ -165,8 +222,7 @@ set search_path = ''
 as $$
   with s as (
     update public.local_sessions ls
-    set last_used_at = now(),
-        refresh_token_hash = coalesce(p_new_refresh_hash, ls.refresh_token_hash)
+    set last_used_at = now()
     where ls.jti = p_jti and ls.revoked_at is null and ls.expires_at > now()
     returning 1
   )
@@ -207,24 +263,26 @@ $$;
 revoke execute on function
   private.begin_request(uuid, text, text, text, text, text, uuid),
   private.throttle_failures(text, text, integer),
+  private.throttle_attempts(text, text, integer),
   private.throttle_record(text, text, boolean),
   private.local_signup(text, text, text, text),
   private.local_login_lookup(text),
   private.local_session_open(uuid, text, integer, text, text),
   private.local_session_refresh(text, text),
-  private.local_session_touch(uuid, text),
+  private.local_session_touch(uuid),
   private.local_session_revoke(uuid),
   private.api_key_lookup(text)
   from public, anon;
 grant execute on function
   private.begin_request(uuid, text, text, text, text, text, uuid),
   private.throttle_failures(text, text, integer),
+  private.throttle_attempts(text, text, integer),
   private.throttle_record(text, text, boolean),
   private.local_signup(text, text, text, text),
   private.local_login_lookup(text),
   private.local_session_open(uuid, text, integer, text, text),
   private.local_session_refresh(text, text),
-  private.local_session_touch(uuid, text),
+  private.local_session_touch(uuid),
   private.local_session_revoke(uuid),
   private.api_key_lookup(text)
   to service_role;

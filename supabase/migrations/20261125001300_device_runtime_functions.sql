@@ -23,9 +23,11 @@ begin
     return query select 'invalid'::text, null::uuid, null::uuid;
     return;
   end if;
+  -- A token belongs to the hardware it was claimed from: from other hardware,
+  -- or with the Device-Id left out, it is refused alike (a stolen token must
+  -- not work by simply not saying where it comes from).
   if v_device.hardware_id is not null
-     and nullif(btrim(p_device_identifier), '') is not null
-     and lower(v_device.hardware_id) <> lower(btrim(p_device_identifier)) then
+     and lower(v_device.hardware_id) is distinct from lower(nullif(btrim(p_device_identifier), '')) then
     return query select 'hardware_mismatch'::text, v_device.id, v_device.user_id;
     return;
   end if;

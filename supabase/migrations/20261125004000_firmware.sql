@@ -27,6 +27,9 @@
 -- needed) and never a rollout.
 alter table public.devices
   add column firmware_pin text check (firmware_pin ~ '^[0-9]{1,9}(\.[0-9]{1,9}){0,7}$');
+-- Owners write devices column by column (20261125000300_devices.sql); the pin
+-- is one of theirs.
+grant update (firmware_pin) on table public.devices to authenticated;
 
 -- ---------------------------------------------------------------------------
 -- firmware_releases: immutable once uploaded (no update policy). The object

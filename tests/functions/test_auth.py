@@ -99,8 +99,6 @@ async def test_logout_revokes_and_refresh_rotates(client: httpx.AsyncClient) -> 
     assert renewed.status_code == 200
     second = renewed.json()
     assert second["refreshToken"] != user["refresh"]
-    reused = await client.post("/api/auth/refresh", json={"refreshToken": user["refresh"]})
-    assert reused.status_code == 401
     by_bearer = await client.post(
         "/api/auth/refresh", headers={"Authorization": f"Bearer {second['accessToken']}"}
     )
@@ -113,6 +111,38 @@ async def test_logout_revokes_and_refresh_rotates(client: httpx.AsyncClient) -> 
         assert response.status_code == 401
     again = await client.post("/api/auth/refresh", json={"refreshToken": second["refreshToken"]})
     assert again.status_code == 401
+
+
+async def test_a_reused_refresh_token_revokes_the_whole_session(client: httpx.AsyncClient) -> None:
+    user = await signup(client)
+    stolen = user["refresh"]
+    owner = (await client.post("/api/auth/refresh", json={"refreshToken": stolen})).json()
+    # The thief presents the token the owner already rotated away from.
+    reused = await client.post("/api/auth/refresh", json={"refreshToken": stolen})
+    assert reused.status_code == 401
+    assert "already used" in reused.json()["error"]
+    # Theft signal: the session is revoked, so nobody holding any of its tokens goes on.
+    after = await client.post("/api/auth/refresh", json={"refreshToken": owner["refreshToken"]})
+    assert after.status_code == 401
+    for token in (user["Authorization"], f"Bearer {owner['accessToken']}"):
+        response = await client.get("/api/platform-state", headers={"Authorization": token})
+        assert response.status_code == 401
+    # A new sign-in is a new session, untouched by the old one's revocation.
+    login = await client.post(
+        "/api/auth/login", json={"email": user["email"], "password": "correct horse battery"}
+    )
+    assert login.status_code == 200
+
+
+async def test_refresh_by_access_token_mints_no_refresh_token(client: httpx.AsyncClient) -> None:
+    user = await signup(client)
+    by_bearer = await client.post("/api/auth/refresh", headers=auth(user))
+    assert by_bearer.status_code == 200
+    body = by_bearer.json()
+    assert body["refreshToken"] is None and body["accessToken"]
+    # The session's own refresh token is untouched: its holder still renews with it.
+    renewed = await client.post("/api/auth/refresh", json={"refreshToken": user["refresh"]})
+    assert renewed.status_code == 200 and renewed.json()["refreshToken"]
 
 
 async def test_local_auth_disabled(make_client: AppFactory) -> None:

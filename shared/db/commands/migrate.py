@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from shared.db.api_role import ensure_api_role_at
 from shared.db.commands.target import add_url_argument, resolve_url
 from shared.db.connection import parse_target, redact
 from shared.db.errors import DatabaseError
 from shared.db.migrate import migrate
+from shared.db.settings import DbSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = DbSettings()
+    role = settings.api_db_role
+    password = settings.api_db_password.get_secret_value() if settings.api_db_password else None
     try:
         with resolve_url(args) as url:
             applied = migrate(
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 create=args.create,
             )
             where = parse_target(url).describe()
+            role_exists, problems = ensure_api_role_at(url, role, password or None)
     except DatabaseError as exc:
         print(f"opendot db migrate: {exc}", file=sys.stderr)
         return 1
@@ -58,4 +64,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"Applied {len(applied)} migration(s) to the {where}: {', '.join(applied)}")
     else:
         print(f"The {where} is up to date ({redact(url)}).")
+    return _report_role(role, role_exists, problems, created=bool(password))
+
+
+def _report_role(role: str, exists: bool, problems: list[str], *, created: bool) -> int:
+    """Say what the API's production login looks like; 1 when it is unsafe."""
+    if problems:
+        print(
+            f"opendot db migrate: the API login role {role} is not safe: "
+            + "; ".join(problems)
+            + ". Fix it (as a superuser where needed) before the API uses it.",
+            file=sys.stderr,
+        )
+        return 1
+    if exists:
+        verb = "is ready" if created else "checked"
+        print(
+            f"API login role {role} {verb}: LOGIN NOINHERIT, member of authenticated and"
+            " service_role only (use it in the API's POSTGRES_URI in production)."
+        )
+    else:
+        print(
+            f"No API login role {role} yet: set OPENDOT_API_DB_PASSWORD and run this again"
+            " to create it (docs/deploy.md)."
+        )
     return 0
