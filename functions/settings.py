@@ -12,7 +12,12 @@ from pydantic_settings import NoDecode
 
 from functions.client_address import IPNetwork, parse_networks
 from shared.firmware.settings import FirmwareSettings
-from shared.settings import CommonSettings, SettingsError
+from shared.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_RUNTIME_PORT,
+    CommonSettings,
+    SettingsError,
+)
 
 DEV_USER_ID = "00000000-0000-4000-8000-000000000001"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
@@ -36,22 +41,31 @@ class ApiSettings(CommonSettings, FirmwareSettings):
         default="0.0.0.0", alias="PLATFORM_API_HOST", description="Address `opendot api` binds."
     )
     port: int = Field(
-        default=8788, alias="PLATFORM_API_PORT", description="Port `opendot api` listens on."
+        default=DEFAULT_API_PORT,
+        alias="PLATFORM_API_PORT",
+        description="Port `opendot api` listens on.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:5173", "http://127.0.0.1:5173"],
         alias="OPENDOT_CORS_ORIGINS",
         description="Comma-separated dashboard origins allowed by CORS (never '*').",
     )
+    runtime_port: int = Field(
+        default=DEFAULT_RUNTIME_PORT,
+        alias="RUNTIME_PORT",
+        description="Port `opendot runtime` listens on; the public runtime URLs default to it.",
+    )
     runtime_public_http_url: str = Field(
-        default="http://localhost:8787",
+        default="",
         alias="OPENDOT_RUNTIME_PUBLIC_HTTP_URL",
-        description="Public runtime base URL; https here makes OTA answers use wss://.",
+        description="Public runtime base URL (empty: http://localhost:RUNTIME_PORT); "
+        "https here makes OTA answers use wss://.",
     )
     runtime_public_ws_url: str = Field(
-        default="ws://localhost:8787/voice",
+        default="",
         alias="OPENDOT_RUNTIME_PUBLIC_WS_URL",
-        description="Public browser voice WebSocket URL handed out with voice tokens.",
+        description="Public browser voice WebSocket URL handed out with voice tokens "
+        "(empty: ws://localhost:RUNTIME_PORT/voice).",
     )
     session_secret: SecretStr = Field(
         default=SecretStr("opendot-local-dev-session-secret-change-me"),
@@ -200,6 +214,11 @@ class ApiSettings(CommonSettings, FirmwareSettings):
 
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
+        # Unset public URLs follow the runtime's port, so moving it moves them.
+        if not self.runtime_public_http_url.strip():
+            self.runtime_public_http_url = f"http://localhost:{self.runtime_port}"
+        if not self.runtime_public_ws_url.strip():
+            self.runtime_public_ws_url = f"ws://localhost:{self.runtime_port}/voice"
         if "*" in self.cors_origins:
             raise SettingsError("OPENDOT_CORS_ORIGINS may not contain '*'; list the origins.")
         for name in ("session_ttl", "session_max_age"):

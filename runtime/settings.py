@@ -9,20 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from shared.firmware.settings import FirmwareFileSettings
-from shared.settings import CommonSettings, SettingsError
+from shared.settings import DEFAULT_API_PORT, DEFAULT_RUNTIME_PORT, CommonSettings, SettingsError
 
 
 class RuntimeSettings(CommonSettings, FirmwareFileSettings):
     host: str = Field(default="0.0.0.0", alias="RUNTIME_HOST", description="Bind address.")
-    port: int = Field(default=8787, alias="RUNTIME_PORT", description="Bind port.")
+    port: int = Field(default=DEFAULT_RUNTIME_PORT, alias="RUNTIME_PORT", description="Bind port.")
+    platform_api_port: int = Field(
+        default=DEFAULT_API_PORT,
+        alias="PLATFORM_API_PORT",
+        description="The platform API's port; the internal URL defaults to it.",
+    )
     platform_api_internal_url: str = Field(
-        default="http://localhost:8788/api",
+        default="",
         alias="PLATFORM_API_INTERNAL_URL",
-        description="Base URL of the platform API (the internal endpoints live under it).",
+        description="Base URL of the platform API, the internal endpoints live under it "
+        "(empty: http://localhost:PLATFORM_API_PORT/api).",
     )
     public_http_url: str | None = Field(
         default=None,
@@ -184,4 +190,11 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
     @field_validator("platform_api_internal_url")
     @classmethod
     def _trim(cls, value: str) -> str:
-        return value.rstrip("/")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _derive_api_url(self) -> RuntimeSettings:
+        # Unset, the API's URL follows its port, so moving the port moves it.
+        if not self.platform_api_internal_url:
+            self.platform_api_internal_url = f"http://localhost:{self.platform_api_port}/api"
+        return self

@@ -13,6 +13,11 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where the two servers listen unless PLATFORM_API_PORT / RUNTIME_PORT say otherwise.
+# Each part reads the other's port too, so the URLs derived from it follow a move.
+DEFAULT_API_PORT = 8788
+DEFAULT_RUNTIME_PORT = 8787
+
 # Well-known development placeholders (the original's defaults); refused in production.
 DEV_INTERNAL_SECRET = "opendot-local-runtime-internal-secret-change-me"  # noqa: S105
 DEV_SESSION_SECRET = "opendot-local-dev-session-secret-change-me"  # noqa: S105
