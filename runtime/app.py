@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from runtime import composition
 from runtime.api_client import ApiRefused, InternalApi
-from runtime.lifespan import lifespan
+from runtime.lifespan import Engines, lifespan
 from runtime.metrics import Gauge, Metrics
 from runtime.records import RecordSink
 from runtime.routes import routes
@@ -82,11 +82,11 @@ def create_app(
     ctx = _context(settings, pipeline_factory, api_transport)
     if realtime is not None:
         ctx.realtime = realtime
+    warm = pipeline_factory is None and settings.warm_local_engines
+    engines = Engines(state="loading" if warm else "off")
     http = Starlette(
-        routes=routes(ctx, readiness or composition.readiness, _version()),
-        lifespan=lifespan(
-            ctx, warm_engines=pipeline_factory is None and settings.warm_local_engines
-        ),
+        routes=routes(ctx, readiness or composition.readiness, _version(), engines),
+        lifespan=lifespan(ctx, engines),
     )
     return RuntimeApp(ctx, http)
 

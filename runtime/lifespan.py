@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 
@@ -22,10 +24,37 @@ from runtime import composition
 from runtime.metrics import Metrics
 from runtime.session.context import RuntimeContext
 
+log = logging.getLogger("opendot.runtime")
+
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 
 
-def lifespan(ctx: RuntimeContext, *, warm_engines: bool) -> Lifespan:
+@dataclass
+class Engines:
+    """Whether the offline engines are loaded, for /health: `opendot up` says ready
+    only once they are (the first turn would otherwise pay about a second for them).
+
+    `off`: this runtime does not preload them (test doubles, or
+    RUNTIME_WARM_LOCAL_ENGINES=false); `loading`; `ready` (`loaded` names the
+    engines that loaded: one whose extra is missing is skipped, not awaited).
+    """
+
+    state: Literal["off", "loading", "ready"] = "off"
+    loaded: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "loaded": list(self.loaded)}
+
+
+async def _warm(engines: Engines) -> None:
+    try:
+        engines.loaded = await asyncio.to_thread(composition.warm_local_engines)
+    except Exception as exc:  # never leave /health saying "loading" for ever
+        log.warning("warming the offline engines failed: %s", exc)
+    engines.state = "ready"
+
+
+def lifespan(ctx: RuntimeContext, engines: Engines) -> Lifespan:
     @contextlib.asynccontextmanager
     async def run(_app: Starlette) -> AsyncIterator[None]:
         settings = ctx.settings
@@ -42,11 +71,9 @@ def lifespan(ctx: RuntimeContext, *, warm_engines: bool) -> Lifespan:
                     watch_device_config(ctx, settings.postgres_uri), name="config-watch"
                 )
             )
-        if warm_engines:
+        if engines.state == "loading":
             # Off the event loop: sockets are served while the models load.
-            tasks.append(
-                asyncio.create_task(asyncio.to_thread(composition.warm_local_engines), name="warm")
-            )
+            tasks.append(asyncio.create_task(_warm(engines), name="warm"))
         # Everything imported and built so far lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall every socket.
         gc.freeze()

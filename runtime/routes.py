@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from runtime.api_client import ApiUnavailable
 from runtime.firmware_files import FirmwareFiles
+from runtime.lifespan import Engines
 from runtime.realtime.client_secret import client_secret
 from runtime.session.context import RuntimeContext
 from runtime.settings import RuntimeSettings
@@ -32,13 +33,15 @@ MAX_OTA_BODY = 64 * 1024
 Readiness = Callable[[], Mapping[str, Any]]
 
 
-def routes(ctx: RuntimeContext, readiness: Readiness, version: str) -> list[Route]:
+def routes(
+    ctx: RuntimeContext, readiness: Readiness, version: str, engines: Engines
+) -> list[Route]:
     ota_bootstrap = partial(ota, ctx=ctx)
     activate = partial(ota_activate, ctx=ctx)
     return [
         Route(
             "/health",
-            partial(health, ctx=ctx, readiness=readiness, version=version),
+            partial(health, ctx=ctx, readiness=readiness, version=version, engines=engines),
             methods=["GET"],
         ),
         Route("/metrics", partial(metrics, ctx=ctx), methods=["GET"]),
@@ -60,7 +63,12 @@ def routes(ctx: RuntimeContext, readiness: Readiness, version: str) -> list[Rout
 
 
 async def health(
-    _request: Request, *, ctx: RuntimeContext, readiness: Readiness, version: str
+    _request: Request,
+    *,
+    ctx: RuntimeContext,
+    readiness: Readiness,
+    version: str,
+    engines: Engines,
 ) -> Response:
     try:
         providers = dict(readiness())
@@ -73,6 +81,7 @@ async def health(
             "version": version,
             "sessions": ctx.registry.counts(),
             "providers": providers,
+            "engines": engines.to_json(),
             "recordsBuffered": ctx.records.pending,
             "otaEndpoint": "/ota/",
             "deviceWebSocketEndpoint": "/ws",
