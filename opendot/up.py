@@ -4,16 +4,23 @@ Without POSTGRES_URI an embedded PostgreSQL (pgserver) keeps its data under
 `OPENDOT_DATA_DIR/pgdata` (default `./.opendot/pgdata`), so a second `up`
 finds everything where the first left it. The database is migrated and the
 demo seed applied (both idempotent), then `opendot api` and `opendot runtime`
-start as child processes with POSTGRES_URI pointing at it, if their modules
-are part of this build. Ctrl-C or SIGTERM stops the children first (runtime,
-then API) and the database last.
+start as child processes with POSTGRES_URI pointing at it.
+
+Ports come from the settings the children read themselves (PLATFORM_API_PORT,
+RUNTIME_PORT; environment or `.env`); `--api-port` and `--runtime-port`
+override them. Both children are told both ports, so what is derived from a
+port follows it: the public runtime URLs the API hands to browsers and Dots,
+and the runtime's way to the API. "ready" is printed only once each child
+answers `/health` and the runtime's offline engines are loaded. Ctrl-C or
+SIGTERM stops the children first (runtime, then API) and the database last.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
-import importlib.util
+import json
 import os
 import signal
 import socket
@@ -21,40 +28,52 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
 
 from shared.db import embedded
 from shared.db.connection import parse_target, redact
-from shared.db.errors import DatabaseError
+from shared.db.errors import DatabaseError, MissingDatabase
 from shared.db.migrate import migrate
 from shared.db.seed import apply_seed
-from shared.db.settings import DbSettings
+from shared.local import LocalSettings
+from shared.settings import DEFAULT_API_PORT, DEFAULT_RUNTIME_PORT
 
 STOP_GRACE_S = 10.0
-READY_TIMEOUT_S = 120.0  # the runtime may load speech models before it listens
+READY_TIMEOUT_S = 120.0  # the runtime loads its speech models before it is ready
 _PR_SET_PDEATHSIG = 1
 
 
 @dataclass
 class Service:
-    name: str
-    module: str
+    name: str  # the `opendot` subcommand that serves it
     port: int
+    port_setting: str  # the variable that moves it
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
-    def available(self) -> bool:
-        try:
-            return importlib.util.find_spec(self.module) is not None
-        except ModuleNotFoundError:
-            return False
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-port", type=int, default=8788, help="platform API port (8788)")
-    parser.add_argument("--runtime-port", type=int, default=8787, help="voice runtime port (8787)")
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help=f"platform API port (PLATFORM_API_PORT, {DEFAULT_API_PORT})",
+    )
+    parser.add_argument(
+        "--runtime-port",
+        type=int,
+        default=None,
+        help=f"voice runtime port (RUNTIME_PORT, {DEFAULT_RUNTIME_PORT})",
+    )
     parser.add_argument(
         "--services",
         default="api,runtime",
@@ -77,10 +96,34 @@ def _die_with_parent() -> None:
         pass  # not Linux: best effort only
 
 
-def _port_open(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could bind `port` on every interface, as uvicorn would."""
     with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def health(service: Service) -> dict[str, Any] | None:
+    """The service's /health answer, or None while it does not give a good one."""
+    try:
+        with urllib.request.urlopen(f"{service.url}/health", timeout=1.0) as reply:  # noqa: S310
+            body = json.loads(reply.read())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) and body.get("ok") else None
+
+
+def is_ready(service: Service, answer: dict[str, Any]) -> bool:
+    """The runtime is ready once its offline engines are loaded (or not preloaded at all):
+    the first spoken turn would otherwise pay about a second for them."""
+    if service.name != "runtime":
+        return True
+    engines = answer.get("engines")
+    return not isinstance(engines, dict) or engines.get("state") != "loading"
 
 
 class Supervisor:
@@ -94,14 +137,16 @@ class Supervisor:
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_requested.set()
 
-    def child_env(self, api_port: int) -> dict[str, str]:
-        env = dict(os.environ)  # children read their own settings from it
+    def child_env(self, api_port: int, runtime_port: int) -> dict[str, str]:
+        env = dict(os.environ)  # children read their own settings from it (and .env)
         env["POSTGRES_URI"] = self.database_url
-        env.setdefault("PLATFORM_API_INTERNAL_URL", f"http://127.0.0.1:{api_port}/api")
+        # Both ports to both children: each derives the other's URL from it.
+        env["PLATFORM_API_PORT"] = str(api_port)
+        env["RUNTIME_PORT"] = str(runtime_port)
         return env
 
     def start(self, service: Service, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "opendot.cli", service.name, "--port", str(service.port)]
+        command = [sys.executable, "-m", "opendot.cli", service.name]
         service.process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
             command, env=env, preexec_fn=_die_with_parent
         )
@@ -109,12 +154,18 @@ class Supervisor:
     def wait_ready(self, service: Service) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         assert service.process is not None
+        said_loading = False
         while time.monotonic() < deadline and not self.stop_requested.is_set():
             if service.process.poll() is not None:
                 return False
-            if _port_open(service.port):
-                return True
-            time.sleep(0.1)
+            answer = health(service)
+            if answer is not None:
+                if is_ready(service, answer):
+                    return True
+                if not said_loading:
+                    _say(f"{service.name}: loading the offline speech engines")
+                    said_loading = True
+            self.stop_requested.wait(0.1)
         return False
 
     def failed(self) -> Service | None:
@@ -137,24 +188,17 @@ class Supervisor:
                 process.wait()
 
 
-def _selected(args: argparse.Namespace) -> list[Service]:
+def plan(args: argparse.Namespace, settings: LocalSettings) -> list[Service]:
+    """The services to start, on the ports the flags or the settings give."""
     names = {n.strip() for n in args.services.split(",") if n.strip()} - {"none"}
     unknown = names - {"api", "runtime"}
     if unknown:
         raise SystemExit(f"opendot up: unknown service(s): {', '.join(sorted(unknown))}")
     catalogue = [
-        Service("api", "functions.server", args.api_port),
-        Service("runtime", "runtime.server", args.runtime_port),
+        Service("api", args.api_port or settings.api_port, "PLATFORM_API_PORT"),
+        Service("runtime", args.runtime_port or settings.runtime_port, "RUNTIME_PORT"),
     ]
-    chosen = []
-    for service in catalogue:
-        if service.name not in names:
-            continue
-        if not service.available:
-            _say(f"{service.name}: not part of this build yet ({service.module}); skipped")
-            continue
-        chosen.append(service)
-    return chosen
+    return [service for service in catalogue if service.name in names]
 
 
 def _prepare_database(url: str, seed: bool) -> None:
@@ -165,21 +209,45 @@ def _prepare_database(url: str, seed: bool) -> None:
         _say("seed: demo@opendot.local / opendot-demo with 'Demo agent'")
 
 
+def _busy_ports(services: list[Service]) -> list[str]:
+    return [
+        f"port {s.port} for the {s.name} is in use (set {s.port_setting} or "
+        f"--{s.name}-port to choose another)"
+        for s in services
+        if not port_free(s.port)
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
-    settings = DbSettings()
+    try:
+        settings = LocalSettings()
+    except ValidationError as exc:
+        print(f"opendot up: {exc}", file=sys.stderr)
+        return 2
+    services = plan(args, settings)
+    busy = _busy_ports(services)
+    if busy:
+        for problem in busy:
+            print(f"opendot up: {problem}", file=sys.stderr)
+        return 1
     server: embedded.EmbeddedServer | None = None
     try:
         if settings.postgres_uri:
             url = settings.postgres_uri
             _say(f"database: {redact(url)} (POSTGRES_URI)")
         else:
-            data_dir = args.data_dir or settings.data_dir
-            server = embedded.start(data_dir)
+            server = embedded.start(args.data_dir or settings.data_dir)
             url = server.url
             _say(f"database: embedded PostgreSQL in {server.pgdata} ({url})")
         _prepare_database(url, seed=not args.no_seed)
     except DatabaseError as exc:
-        print(f"opendot up: {exc}", file=sys.stderr)
+        advice = (
+            " Create it with `opendot db migrate --create`, or unset POSTGRES_URI to use"
+            " the embedded database."
+            if isinstance(exc, MissingDatabase)
+            else ""
+        )
+        print(f"opendot up: {exc}{advice}", file=sys.stderr)
         if server is not None:
             server.stop()
         return 1
@@ -187,14 +255,25 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
         raise
+    return _supervise(args, settings, services, url, server)
 
-    supervisor = Supervisor(_selected(args), url)
+
+def _supervise(
+    args: argparse.Namespace,
+    settings: LocalSettings,
+    services: list[Service],
+    url: str,
+    server: embedded.EmbeddedServer | None,
+) -> int:
+    supervisor = Supervisor(services, url)
     previous = {
         sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     exit_code = 0
     try:
-        env = supervisor.child_env(args.api_port)
+        env = supervisor.child_env(
+            args.api_port or settings.api_port, args.runtime_port or settings.runtime_port
+        )
         for service in supervisor.services:
             supervisor.start(service, env)
             if not supervisor.wait_ready(service):
@@ -203,10 +282,10 @@ def run(args: argparse.Namespace) -> int:
                     exit_code = 1
                 break
             assert service.process is not None
-            _say(f"{service.name}: http://localhost:{service.port} (pid {service.process.pid})")
+            where = f"http://localhost:{service.port}"
+            _say(f"{service.name}: {where} (pid {service.process.pid})")
         else:
-            where = parse_target(url).describe()
-            _say(f"ready: {where}; press Ctrl-C to stop")
+            _say(f"ready: {parse_target(url).describe()}; press Ctrl-C to stop")
             while not supervisor.stop_requested.wait(0.2):
                 dead = supervisor.failed()
                 if dead is not None:
@@ -218,7 +297,8 @@ def run(args: argparse.Namespace) -> int:
         _say("stopping")
         supervisor.stop_all()
         if server is not None:
-            server.stop()
+            with contextlib.suppress(Exception):
+                server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _say("stopped")

@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
-from shared.db.errors import ConnectError
+from shared.db.errors import ConnectError, MissingDatabase
 
 CONNECT_TIMEOUT_S = 10.0
 _SCHEMES = ("postgresql", "postgres")
@@ -93,7 +93,7 @@ async def connect(url: str, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> as
         # transaction pooler, which cannot keep prepared statements.
         return await asyncpg.connect(url, timeout=connect_timeout, statement_cache_size=0)
     except asyncpg.InvalidCatalogNameError as exc:
-        raise ConnectError(f"The {place} does not exist (use --create to create it).") from exc
+        raise MissingDatabase(f"The {place} does not exist.") from exc
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
         raise ConnectError(f"PostgreSQL refused user '{target.user}' for the {place}.") from exc
     except asyncpg.InvalidPasswordError as exc:

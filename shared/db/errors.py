@@ -15,6 +15,11 @@ class ConnectError(DatabaseError):
     """The URL is malformed, the server cannot be reached, or it is not PostgreSQL."""
 
 
+class MissingDatabase(ConnectError):
+    """The server answered, but the named database does not exist (each command
+    says how to create it: only `db migrate` has --create)."""
+
+
 class MigrationError(DatabaseError):
     """A migration failed; it was rolled back and the ledger is unchanged."""
 

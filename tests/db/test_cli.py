@@ -94,6 +94,14 @@ def test_missing_database_suggests_create(pg_server_url: str) -> None:
     assert "--create" in one_sentence(result.stderr)
 
 
+def test_only_the_command_with_create_offers_it(pg_server_url: str) -> None:
+    url = pg_server_url.rsplit("/", 1)[0] + "/opendot_t_does_not_exist"
+    status = opendot("db", "status", "--database-url", url)
+    assert status.returncode != 0
+    assert "does not exist" in one_sentence(status.stderr)
+    assert "--create" not in status.stderr  # `db status` has no such flag
+
+
 def test_reset_refuses_a_remote_url() -> None:
     # Nothing listens there and nothing is contacted: the refusal comes first.
     result = opendot(

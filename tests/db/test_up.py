@@ -7,10 +7,12 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -133,3 +135,55 @@ def test_up_reports_an_unusable_postgres_uri(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "not a PostgreSQL URL" in result.stderr
+
+
+def _up_once(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "RUNTIME_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "opendot.cli", "up", *args],
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60 * TEST_TIME_UNIT,
+        check=False,
+    )
+
+
+def test_up_on_a_missing_database_says_how_to_create_it(tmp_path: Path, pg_server_url: str) -> None:
+    missing = pg_server_url.rsplit("/", 1)[0] + "/opendot_t_up_does_not_exist"
+    result = _up_once(tmp_path, "--services", "none", POSTGRES_URI=missing)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert "use --create" not in result.stderr  # `up` has no such flag
+    assert "opendot db migrate --create" in result.stderr
+
+
+@pytest.fixture()
+def occupied_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("source", ["environment", "dotenv", "flag"])
+def test_up_refuses_a_busy_port_from_any_source(
+    tmp_path: Path, database_url: str, occupied_port: int, source: str
+) -> None:
+    """RUNTIME_PORT from the environment or `.env`, or --runtime-port, is the port
+    `up` uses: a busy one is named with the setting that moves it, before anything starts."""
+    args: list[str] = []
+    env = {"POSTGRES_URI": database_url}
+    if source == "environment":
+        env["RUNTIME_PORT"] = str(occupied_port)
+    elif source == "dotenv":
+        (tmp_path / ".env").write_text(f"RUNTIME_PORT={occupied_port}\n", encoding="utf-8")
+    else:
+        (tmp_path / ".env").write_text("RUNTIME_PORT=1\n", encoding="utf-8")  # overridden
+        args = ["--runtime-port", str(occupied_port)]
+    result = _up_once(tmp_path, *args, **env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"port {occupied_port} for the runtime is in use" in result.stderr
+    assert "RUNTIME_PORT" in result.stderr
+    assert "ready" not in result.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 from shared.db.api_role import ensure_api_role_at
 from shared.db.commands.target import add_url_argument, resolve_url
 from shared.db.connection import parse_target, redact
-from shared.db.errors import DatabaseError
+from shared.db.errors import DatabaseError, MissingDatabase
 from shared.db.migrate import migrate
 from shared.db.settings import DbSettings
 
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             where = parse_target(url).describe()
             role_exists, problems = ensure_api_role_at(url, role, password or None)
     except DatabaseError as exc:
-        print(f"opendot db migrate: {exc}", file=sys.stderr)
+        advice = " Use --create to create it." if isinstance(exc, MissingDatabase) else ""
+        print(f"opendot db migrate: {exc}{advice}", file=sys.stderr)
         return 1
     if applied:
         print(f"Applied {len(applied)} migration(s) to the {where}: {', '.join(applied)}")
