@@ -5,8 +5,11 @@
 
 On first run it bootstraps through `<runtime>/ota/`, prints the 6-digit code
 (claim it in the console or with `POST /api/device-activations/claim`) and
-waits; the token is then kept in `~/.opendot/devices/<mac>.json` (see
-`--state-dir`), so later runs connect at once.
+waits; the token is then kept in `OPENDOT_DATA_DIR/devices/<mac>.json` (see
+`--state-dir`), so later runs connect at once. That is where `opendot demo`
+keeps its Dot too: after the demo, this command talks through the demo's
+paired device. The runtime URL defaults to the one `opendot up` serves
+(RUNTIME_PORT).
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_RUNTIME_URL = "http://127.0.0.1:8787"
 DEFAULT_SAY = "Hello Dot. What can you do for me?"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runtime-url", default=DEFAULT_RUNTIME_URL, help="runtime base URL")
+    parser.add_argument(
+        "--runtime-url", help="runtime base URL (default http://127.0.0.1:$RUNTIME_PORT)"
+    )
     parser.add_argument("--mac", help="device MAC (default: the one stored device, else random)")
     parser.add_argument(
-        "--state-dir", type=Path, help="where device tokens live (default ~/.opendot/devices)"
+        "--state-dir",
+        type=Path,
+        help="where device tokens live (default $OPENDOT_DATA_DIR/devices, shared with the demo)",
     )
     parser.add_argument("--protocol-version", type=int, choices=(1, 2, 3), help="binary framing")
     parser.add_argument("--mode", choices=("auto", "manual", "realtime"), default="auto")
@@ -84,9 +90,11 @@ async def _simulate(args: argparse.Namespace) -> int:
     from runtime.simulator.identity import DeviceStore
     from runtime.simulator.ota import Activation
     from runtime.simulator.report import Printer, format_turn
+    from shared.local import LocalSettings
 
+    local = LocalSettings()
     printer = Printer()
-    store = DeviceStore(args.state_dir)
+    store = DeviceStore(args.state_dir)  # None: OPENDOT_DATA_DIR/devices
     identity = store.load_or_create(args.mac)
     if args.firmware_version:
         identity.firmware_version = args.firmware_version
@@ -99,13 +107,17 @@ async def _simulate(args: argparse.Namespace) -> int:
     printer(f"device {identity.mac} ({identity.user_agent}), state in {store.directory}")
 
     def speak_code(activation: Activation) -> None:
+        printer(
+            "claim the code in the console; or stop here (Ctrl-C), run `opendot demo`, "
+            "which pairs this device for the demo user, and run this command again"
+        )
         if args.code_wav:
             digits = ", ".join(activation.code)
             speech = synthesize_16k(f"Your activation code is: {digits}.")
             printer(f"activation code spoken into {write_wav(args.code_wav, speech, 16_000)}")
 
     async with SimulatedDevice(
-        args.runtime_url,
+        args.runtime_url or local.runtime_url,
         identity,
         store=store,
         protocol_version=args.protocol_version,

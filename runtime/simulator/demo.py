@@ -6,7 +6,10 @@ agent, and holds a two-turn conversation in which the second question
 refers to the first, printing the transcript and timings of each turn and
 whether the second reply recalled the first turn (the runtime's memory: the
 offline echo LLM repeats the previous question, a real model answers it).
-The device is kept in `<state-dir>/demo/`, so later runs skip the pairing.
+The device is kept in `OPENDOT_DATA_DIR/devices` (`--state-dir`), so later runs
+skip the pairing and `opendot device simulate` talks through the same Dot. The
+API and runtime URLs default to where `opendot up` serves them
+(PLATFORM_API_PORT, RUNTIME_PORT).
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from runtime.simulator.errors import PlatformError
 DEMO_EMAIL = "demo@opendot.local"
 DEMO_PASSWORD = "opendot-demo"  # noqa: S105 - the documented seed account of `opendot up`
 DEMO_AGENT_ID = "00000000-0000-4000-8000-0000000000a1"
-DEFAULT_API_URL = "http://127.0.0.1:8788"
-DEFAULT_RUNTIME_URL = "http://127.0.0.1:8787"
 QUESTIONS = (
     "My favourite colour is green. Please remember that.",
     "What is my favourite colour?",
@@ -30,13 +31,19 @@ REMEMBERED = "green"  # what the second reply needs from the first turn
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api-url", default=DEFAULT_API_URL, help="platform API base URL")
-    parser.add_argument("--runtime-url", default=DEFAULT_RUNTIME_URL, help="runtime base URL")
+    parser.add_argument(
+        "--api-url", help="platform API base URL (default http://127.0.0.1:$PLATFORM_API_PORT)"
+    )
+    parser.add_argument(
+        "--runtime-url", help="runtime base URL (default http://127.0.0.1:$RUNTIME_PORT)"
+    )
     parser.add_argument("--email", default=DEMO_EMAIL)
     parser.add_argument("--password", default=DEMO_PASSWORD)
     parser.add_argument("--agent-id", default=DEMO_AGENT_ID, help="agent to bind")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2, 3), default=2)
-    parser.add_argument("--state-dir", type=Path, help="device store (default ~/.opendot/devices)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="device store (default $OPENDOT_DATA_DIR/devices)"
+    )
     parser.add_argument("--out-dir", type=Path, help="write each reply as a WAV here")
     parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real-time microphone")
 
@@ -77,7 +84,10 @@ class PlatformClient:
                 detail = response.json().get("error") or response.text
             except ValueError:
                 detail = response.text
-            raise PlatformError(f"{method} {path} failed ({response.status_code}): {detail}")
+            raise PlatformError(
+                f"{method} {path} failed ({response.status_code}): {detail}",
+                status=response.status_code,
+            )
         return response.json()
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
@@ -111,20 +121,24 @@ async def run_demo(args: argparse.Namespace) -> int:
 
     from runtime.simulator.audio import synthesize_16k, write_wav
     from runtime.simulator.device import SimulatedDevice
-    from runtime.simulator.identity import DeviceStore, default_state_dir
+    from runtime.simulator.identity import DeviceStore
     from runtime.simulator.ota import Activation
     from runtime.simulator.report import Printer, format_turn
+    from shared.local import LocalSettings
 
+    local = LocalSettings()
+    api_url = args.api_url or local.api_url
+    runtime_url = args.runtime_url or local.runtime_url
     printer = Printer()
-    store = DeviceStore((args.state_dir or default_state_dir()) / "demo")
+    store = DeviceStore(args.state_dir)  # None: OPENDOT_DATA_DIR/devices, shared with simulate
     identity = store.load_or_create()
     utterances = [synthesize_16k(q) for q in QUESTIONS]
     async with httpx.AsyncClient(timeout=20.0) as http:
-        platform = PlatformClient(http, args.api_url)
+        platform = PlatformClient(http, api_url)
         try:
             user = await platform.login(args.email, args.password)
         except PlatformError as exc:
-            print(f"opendot demo: {exc}\nIs `opendot up` (or `make up`) running?")
+            print(f"opendot demo: {exc}\n{_login_advice(exc, args.email)}")
             return 1
         printer(f"signed in as {user.get('email', args.email)}")
         claimed: dict[str, Any] = {}
@@ -135,7 +149,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             printer(f"claimed device {claimed.get('name')} ({claimed.get('id')})")
 
         device = SimulatedDevice(
-            args.runtime_url,
+            runtime_url,
             identity,
             store=store,
             protocol_version=args.protocol_version,
@@ -172,6 +186,22 @@ async def run_demo(args: argparse.Namespace) -> int:
             print(f"  wrote    : {path}")
     print(memory_line(turns[-1].reply_text))
     return 0 if all(t.tts_stopped for t in turns) else 1
+
+
+def _login_advice(error: PlatformError, email: str) -> str:
+    """What to do about a failed sign-in: which depends on why it failed."""
+    if error.status is None:
+        return (
+            "Is `opendot up` (or `make up`) running? The demo looks for the API at "
+            "PLATFORM_API_PORT on this machine (or --api-url)."
+        )
+    if error.status == 401:
+        return (
+            f"The API refused the password of {email}. `opendot up` creates the demo "
+            "account unless it runs with --no-seed; for another account pass --email "
+            "and --password."
+        )
+    return "The platform API answered, but not as the demo expected."
 
 
 def memory_line(last_reply: str) -> str:

@@ -29,3 +29,7 @@ class AudioInputError(SimulatorError):
 
 class PlatformError(SimulatorError):
     """A platform API call of the demo failed (sign-in, claim, bind)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status; None when the API could not be reached

@@ -4,7 +4,7 @@ Like the firmware's NVS: a MAC address (Device-Id), a UUID (Client-Id), an
 optional eFuse serial number, the board name and firmware version, plus
 whatever the OTA answer put under `websocket` (url, token, version). Stored as
 `<dir>/<mac with dashes>.json` (dashes, not colons, so the name is valid on
-every filesystem); the directory defaults to `~/.opendot/devices`.
+every filesystem); the directory defaults to `OPENDOT_DATA_DIR/devices`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ DEFAULT_FIRMWARE = "1.8.2"
 
 
 def default_state_dir() -> Path:
-    return Path.home() / ".opendot" / "devices"
+    """`OPENDOT_DATA_DIR/devices`: beside the database the devices are paired with."""
+    from shared.local import LocalSettings
+
+    return LocalSettings().devices_dir
 
 
 def random_mac() -> str:

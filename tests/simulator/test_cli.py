@@ -78,3 +78,19 @@ def test_out_path() -> None:
     assert out_path(Path("a/reply.wav"), 1, 1) == Path("a/reply.wav")
     assert out_path(Path("a/reply.wav"), 2, 3) == Path("a/reply-2.wav")
     assert out_path(Path("a/reply"), 2, 3) == Path("a/reply-2.wav")
+
+
+def test_demo_without_an_api_asks_whether_up_is_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PLATFORM_API_PORT", str(port))  # the demo's default follows it
+    assert main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert f"cannot reach the platform API at http://127.0.0.1:{port}/api" in out
+    assert "Is `opendot up` (or `make up`) running?" in out

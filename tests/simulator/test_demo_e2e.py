@@ -1,16 +1,17 @@
-"""`opendot up` + `opendot demo` + `opendot device simulate`, as a user runs them.
+"""`opendot up` + `opendot demo` + `opendot device simulate`, as the README runs them.
 
 Everything is the real thing, each in its own process: `opendot up` (on a fresh
 migrated test database via POSTGRES_URI, so no embedded server has to start)
 supervising the platform API and the voice runtime with the offline engines
 (Silero VAD, faster-whisper tiny.en, the echo LLM, Piper), then the demo and
-the device simulator as command-line clients. No provider keys reach the
-children, and they run in a temporary directory so no `.env` is read.
+the device simulator as command-line clients, with the README's arguments and
+nothing more. The ports are moved in the working directory's `.env`, the way a
+newcomer moves them, so every default has to follow the same settings. No
+provider keys reach the children.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -73,16 +74,17 @@ class Platform:
 def platform(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp("up")
     api_port, runtime_port = _free_port(), _free_port()
+    (workdir / ".env").write_text(
+        f"PLATFORM_API_PORT={api_port}\nRUNTIME_PORT={runtime_port}\n", encoding="utf-8"
+    )
     log = workdir / "up.log"
     env = _env(
         POSTGRES_URI=database_url,
-        OPENDOT_DATA_DIR=str(workdir / ".opendot"),
         PLATFORM_API_HOST="127.0.0.1",
         RUNTIME_HOST="127.0.0.1",
         OPENDOT_LOG_LEVEL="WARNING",
     )
     command = [sys.executable, "-m", "opendot.cli", "up"]
-    command += ["--api-port", str(api_port), "--runtime-port", str(runtime_port)]
     with log.open("wb") as out:
         up = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -91,6 +93,10 @@ def platform(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             if up.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"opendot up did not become ready:\n{log.read_text()}")
             time.sleep(0.2)
+        # "ready" means both answer /health and the first turn has no engine to load.
+        health = httpx.get(f"http://127.0.0.1:{runtime_port}/health", timeout=5 * T).json()
+        assert health["engines"]["state"] == "ready", health
+        assert httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5 * T).json()["ok"]
         yield Platform(
             f"http://127.0.0.1:{api_port}",
             f"http://127.0.0.1:{runtime_port}",
@@ -152,23 +158,17 @@ def _decoded_all(turn: dict[str, str]) -> None:
     assert seconds == pytest.approx(frames * 0.06, abs=0.011)
 
 
-def test_demo_holds_a_two_turn_conversation_with_memory(platform: Platform) -> None:
-    out_dir = platform.workdir / "demo-replies"
-    result = _cli(
-        platform,
-        "demo",
-        "--api-url",
-        platform.api_url,
-        "--runtime-url",
-        platform.runtime_url,
-        "--state-dir",
-        str(platform.workdir / "devices"),
-        "--out-dir",
-        str(out_dir),
-        timeout=180 * T,
-    )
+@pytest.fixture(scope="module")
+def demo(platform: Platform) -> str:
+    """`opendot demo` as the README runs it (plus somewhere to keep the replies)."""
+    result = _cli(platform, "demo", "--out-dir", "demo-replies", timeout=180 * T)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    return output
+
+
+def test_demo_holds_a_two_turn_conversation_with_memory(platform: Platform, demo: str) -> None:
+    output = demo
     assert "signed in as demo@opendot.local" in output
     assert re.search(r"claimed device .+ \([0-9a-f-]{36}\)", output), output
     assert "bound agent Demo agent" in output
@@ -189,93 +189,56 @@ def test_demo_holds_a_two_turn_conversation_with_memory(platform: Platform) -> N
         _decoded_all(turn)
         assert turn["socket"] == "closed by the runtime (1000 turn_complete)"
     for index in (1, 2):
-        pcm, rate = read_wav(out_dir / f"demo-turn-{index}.wav")
+        pcm, rate = read_wav(platform.workdir / "demo-replies" / f"demo-turn-{index}.wav")
         samples = np.frombuffer(pcm, dtype="<i2")
         assert rate == 24_000 and np.abs(samples).max() > 1000
 
 
-async def _claim_when_announced(
-    process: asyncio.subprocess.Process, api_url: str, lines: list[str]
-) -> str:
-    """Read the simulator's output until it announces its code, then claim it."""
-    assert process.stdout is not None
-    while True:
-        raw = await process.stdout.readline()
-        if not raw:
-            raise AssertionError("the simulator ended before announcing a code:\n" + "".join(lines))
-        line = raw.decode(errors="replace")
-        lines.append(line)
-        match = re.search(r"activation code ((?:\d ){5}\d)", line)
-        if match:
-            break
-    code = match[1].replace(" ", "")
-    async with httpx.AsyncClient(base_url=api_url, timeout=20 * T) as api:
-        login = await api.post(
-            "/api/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}
-        )
+def test_browser_voice_urls_follow_the_runtime_port(platform: Platform) -> None:
+    """The API hands browsers the runtime's URL on the port `.env` moved it to."""
+    with httpx.Client(base_url=platform.api_url, timeout=20 * T) as api:
+        login = api.post("/api/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
         assert login.status_code == 200, login.text
         headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
-        claim = await api.post(
-            "/api/device-activations/claim", json={"code": code}, headers=headers
+        minted = api.post(
+            "/api/runtime/voice-sessions", json={"agentId": DEMO_AGENT_ID}, headers=headers
         )
-        assert claim.status_code == 201, claim.text
-        device_id = claim.json()["device"]["id"]
-        bind = await api.put(
-            f"/api/dot-devices/{device_id}", json={"boundAgentId": DEMO_AGENT_ID}, headers=headers
-        )
-        assert bind.status_code == 200, bind.text
-    return code
+    assert minted.status_code == 201, minted.text
+    runtime_port = platform.runtime_url.rsplit(":", 1)[1]
+    assert minted.json()["voiceSession"]["url"].startswith(f"ws://localhost:{runtime_port}/voice?")
 
 
-async def test_simulated_device_holds_three_turns_over_protocol_v2(platform: Platform) -> None:
-    out = platform.workdir / "simulate" / "reply.wav"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "opendot.cli",
+def test_readme_simulate_line_talks_through_the_demo_device(platform: Platform, demo: str) -> None:
+    """`opendot device simulate --turns 3 --protocol-version 2 --say "what time is it"`,
+    exactly as the README shows it after `opendot demo`: no claim to wait for."""
+    result = _cli(
+        platform,
         "device",
         "simulate",
-        "--runtime-url",
-        platform.runtime_url,
-        "--state-dir",
-        str(platform.workdir / "simulate" / "devices"),
         "--turns",
         "3",
         "--protocol-version",
         "2",
         "--say",
-        "What is the weather like today?",
-        "--poll-interval",
-        "0.5",
-        "--out",
-        str(out),
-        cwd=platform.workdir,
-        env=_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        "what time is it",
+        timeout=180 * T,
     )
-    lines: list[str] = []
-    try:
-        await asyncio.wait_for(_claim_when_announced(process, platform.api_url, lines), 60 * T)
-        assert process.stdout is not None
-        rest = await asyncio.wait_for(process.stdout.read(), 180 * T)
-        code = await asyncio.wait_for(process.wait(), 10 * T)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    output = "".join(lines) + rest.decode(errors="replace")
-    assert code == 0, output
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "activation code" not in output, output
     assert "connected (protocol v2" in output
     turns = _turns(output)
     assert len(turns) == 3, output
-    for index, turn in enumerate(turns, start=1):
-        assert "weather" in turn["you said"].lower(), output
+    for turn in turns:
+        assert "time" in turn["you said"].lower(), output
         assert turn["reply"].startswith("(echo) You said: "), output
         _assert_timeline(turn)
         _decoded_all(turn)
-        pcm, rate = read_wav(out.with_name(f"reply-{index}.wav"))
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        # Audible: loud peaks and a speech-like level, not silence or clicks.
-        assert rate == 24_000 and samples.size > rate // 2
-        assert np.abs(samples).max() > 1000 and np.sqrt(np.mean(samples**2)) > 100
+
+
+def test_demo_says_why_sign_in_failed(platform: Platform) -> None:
+    wrong = _cli(platform, "demo", "--password", "not-the-password", timeout=60 * T)
+    assert wrong.returncode == 1
+    assert "(401)" in wrong.stdout
+    assert "refused the password of demo@opendot.local" in wrong.stdout
+    assert "Is `opendot up`" not in wrong.stdout  # it is running: it said no
