@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl espeak-ng sox nodejs npm
 SUPABASE_CLI := .tools/node_modules/.bin/supabase
-TEST_PG_URL := $(shell scripts/test-postgres.sh url)
+# The test cluster: OPENDOT_TEST_PG_URL names one you run yourself (never started or
+# stopped here); otherwise scripts/test-postgres.sh runs one (OPENDOT_TEST_PGPORT,
+# OPENDOT_TEST_PGDATA move it).
+TEST_PG_URL := $(or $(OPENDOT_TEST_PG_URL),$(shell scripts/test-postgres.sh url))
 # One pgTAP database per checkout when several run against the same cluster.
 PGTAP_DB ?= opendot_pgtap
 
@@ -52,7 +55,7 @@ $(SUPABASE_CLI):
 	mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund supabase@3 >/dev/null
 
 test-postgres: system-deps
-	scripts/test-postgres.sh start
+	$(if $(OPENDOT_TEST_PG_URL),@true,scripts/test-postgres.sh start)
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -72,7 +75,10 @@ pgtap: install-dev test-postgres
 advisors: supabase-cli pgtap
 	$(SUPABASE_CLI) db advisors --remote=$(TEST_PG_URL:/postgres=/$(PGTAP_DB)) --type all --fail-on error
 
-test: system-deps lint typecheck pytest pgtap advisors
+# Stops the test cluster afterwards only if this run started it (and nobody else is
+# connected): a cluster that was already running, perhaps for another checkout, stays up.
+test: system-deps
+	$(if $(OPENDOT_TEST_PG_URL),,scripts/test-postgres.sh with) $(MAKE) --no-print-directory lint typecheck pytest pgtap advisors
 
 bench: install-dev test-postgres
 	$(BIN)/opendot bench all --database-url $(TEST_PG_URL)
