@@ -7,9 +7,11 @@
 --   agent  00000000-0000-4000-8000-0000000000a1  "Demo agent" (pipeline + version 1)
 --
 -- The password hash is argon2id with argon2-cffi's PasswordHasher() defaults.
--- The manifests hold no stage values: the API projects stored stages onto
--- the current defaults when it reads them, so the demo agent always starts
--- from today's defaults.
+-- The demo agent's stages name what the runtime really runs for it with no
+-- provider keys: Silero for voice activity, local Whisper (tiny.en) for speech
+-- to text, the labelled echo model, and Piper (the "joe" voice) for speech, so
+-- every console shows the truth. Only provider and model are stored; the API
+-- projects them onto today's defaults for every setting when it reads them.
 
 insert into public.app_users (id, auth_provider, auth_subject, email, display_name)
 values (
@@ -44,7 +46,13 @@ insert into public.pipeline_versions (
 )
 values (
   '00000000-0000-4000-8000-0000000000b2', '00000000-0000-4000-8000-0000000000b1', 1,
-  '{"stages": []}', '00000000-0000-4000-8000-000000000001'
+  '{"stages": [
+     {"id": "vad", "provider": "silero", "model": "endpointing-vad"},
+     {"id": "stt", "provider": "local", "model": "whisper-tiny.en"},
+     {"id": "llm", "provider": "echo", "model": "echo"},
+     {"id": "tts", "provider": "local", "model": "piper-en_US-joe-medium"}
+   ]}',
+  '00000000-0000-4000-8000-000000000001'
 )
 on conflict do nothing;
 
