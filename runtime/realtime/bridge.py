@@ -58,7 +58,6 @@ from runtime.protocol.realtime_session import (
     MessageItem,
     SessionConfig,
 )
-from runtime.realtime.connection import RealtimeConnection
 
 log = logging.getLogger("opendot.runtime.realtime")
 
@@ -66,7 +65,21 @@ UPLINK_RATE = 16_000
 PENDING_AUDIO_S = 5.0  # audio kept while connecting; older audio is dropped
 KEEP_ITEMS = 8  # output items whose audio length is remembered (for truncation)
 
-Connector = Callable[[], Awaitable[RealtimeConnection]]
+
+class Connection(Protocol):
+    """A provider socket (`connection.RealtimeConnection`, `loopback.LoopbackConnection`)."""
+
+    messages_sent: int
+    bytes_sent: int
+
+    async def send(self, text: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def close(self) -> None: ...
+
+
+Connector = Callable[[], Awaitable[Connection]]
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
@@ -131,7 +144,7 @@ class RealtimeBridge:
         self._out: deque[str] = deque()
         self._pending_audio = 0  # bytes of audio queued before the socket opened
         self._wake = asyncio.Event()
-        self._conn: RealtimeConnection | None = None
+        self._conn: Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.state = "idle"  # idle | connecting | open | failed | closed
         self.error: ProviderError | None = None
@@ -275,7 +288,7 @@ class RealtimeBridge:
         self._tasks.append(asyncio.create_task(self._write(conn), name="realtime-writer"))
         await self._read(conn)
 
-    async def _write(self, conn: RealtimeConnection) -> None:
+    async def _write(self, conn: Connection) -> None:
         out = self._out
         loop = asyncio.get_running_loop()
         try:
@@ -290,7 +303,7 @@ class RealtimeBridge:
         except ProviderError:
             return  # the reader sees the same close and reports it
 
-    async def _read(self, conn: RealtimeConnection) -> None:
+    async def _read(self, conn: Connection) -> None:
         while True:
             try:
                 message = await conn.recv()
