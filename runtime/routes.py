@@ -63,7 +63,7 @@ def routes(
 
 
 async def health(
-    _request: Request,
+    request: Request,
     *,
     ctx: RuntimeContext,
     readiness: Readiness,
@@ -87,7 +87,17 @@ async def health(
             "deviceWebSocketEndpoint": "/ws",
         },
         status_code=503 if draining else 200,
+        headers=_console_cors(request, ctx),
     )
+
+
+def _console_cors(request: Request, ctx: RuntimeContext) -> dict[str, str]:
+    """The console reads /health (which providers this runtime offers) from its own
+    origin: a plain GET, so the allow-listed origin in the answer is all CORS needs."""
+    origin = (request.headers.get("origin") or "").rstrip("/")
+    if not origin or origin not in ctx.settings.cors_origins:
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
 async def metrics(_request: Request, *, ctx: RuntimeContext) -> Response:
