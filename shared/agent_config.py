@@ -375,8 +375,7 @@ _REALTIME: Final[dict[str, Any]] = {
     },
 }
 REALTIME_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
-    # echo: the labelled offline stand-in (local Whisper, an echo, Piper), as for the LLM.
-    "provider": ("openai", "azure", "echo"),
+    "provider": ("openai", "azure"),
     "fallback": ("none", "pipeline"),
     # Suggestions: any model (an Azure deployment, a compatible server's name) is allowed.
     "model": ("gpt-realtime-2", "gpt-realtime-mini"),

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 
 from runtime.pipeline.interfaces import TTS, TtsOptions
 from runtime.realtime.config import RealtimeConfig
-from runtime.realtime.connection import open_connection
+from runtime.realtime.connection import RealtimeConnection, open_connection
 from runtime.realtime.target import RealtimeTarget, resolve_target
 
 if TYPE_CHECKING:
     from runtime.providers.netguard import Resolver
     from runtime.providers.settings import ProviderSettings
-    from runtime.realtime.bridge import Connection
 
 # language -> (apology, espeak-ng voice). The fallback is English.
 APOLOGIES: dict[str, tuple[str, str]] = {
@@ -119,9 +118,5 @@ class RealtimeServices:
     ) -> RealtimeTarget:
         return resolve_target(config, self.settings, secrets, user_id)
 
-    async def connect(self, target: RealtimeTarget) -> Connection:
-        if target.provider == "echo":
-            from runtime.realtime.loopback import connect_echo
-
-            return await connect_echo()
+    async def connect(self, target: RealtimeTarget) -> RealtimeConnection:
         return await open_connection(target, resolver=self.resolver)

@@ -34,7 +34,11 @@ const TITLES: Record<string, string> = {
 
 function useAuth() {
   const [state, setState] = useState(authState);
-  useEffect(() => subscribe(() => setState(authState())), []);
+  useEffect(() => {
+    const stop = subscribe(() => setState(authState()));
+    setState(authState()); // it may have changed between the first render and now
+    return stop;
+  }, []);
   return state;
 }
 
@@ -43,9 +47,10 @@ export function App() {
   const route = useRoute();
   const section = route.parts[0] ?? "agents";
 
+  const titled = auth.status === "signedOut" ? "signin" : section;
   useEffect(() => {
-    document.title = `${TITLES[section] ?? "OpenDot"} · OpenDot console`;
-  }, [section]);
+    document.title = `${TITLES[titled] ?? "OpenDot"} · OpenDot console`;
+  }, [titled]);
 
   useEffect(() => {
     if (auth.status === "signedIn" && section === "signin") {

@@ -19,6 +19,15 @@ import { ago, stamp } from "../ui/time";
 import { changes, diff, draftOf, fieldKeys, providerOptions, type Draft } from "./agent-model";
 import { SettingField } from "./stage-fields";
 
+/** A save or restore remounts the editor on the new version; this carries its notice over. */
+const notices = new Map<string, string>();
+
+function takeNotice(agentId: string): string | null {
+  const found = notices.get(agentId) ?? null;
+  notices.delete(agentId);
+  return found;
+}
+
 interface Kept {
   baseVersion: number;
   draft: Draft;
@@ -46,7 +55,7 @@ function Editor({ agent }: { agent: Agent }) {
   const [restored] = useState(kept !== null && Object.keys(changes(base, kept.draft)).length > 0);
   const [saving, setSaving] = useState(false);
   const [errors, setErrors] = useState<{ field: string | null; message: string } | null>(null);
-  const [saved, setSaved] = useState<string | null>(null);
+  const [saved, setSaved] = useState<string | null>(() => takeNotice(agent.id));
 
   const pending = changes(base, draft);
   const dirty = Object.keys(pending).length > 0;
@@ -74,6 +83,7 @@ function Editor({ agent }: { agent: Agent }) {
         c.PUT("/api/agents/{agent_id}", { params: { path: { agent_id: agent.id } }, body: pending }),
       );
       clearDraft(draftKey);
+      notices.set(agent.id, `Saved as version ${answer.agent.version}.`);
       setSaved(`Saved as version ${answer.agent.version}.`);
       invalidate(keys.agents, keys.agent(agent.id), keys.versions(agent.id), keys.devices);
     } catch (error) {
@@ -335,6 +345,7 @@ function Versions({ agent }: { agent: Agent }) {
                               }),
                             );
                             clearDraft(`agent:${agent.id}`);
+                            notices.set(agent.id, `Restored version ${v.version} as a new version.`);
                             invalidate(keys.agents, keys.agent(agent.id), keys.versions(agent.id), keys.devices);
                           },
                         })

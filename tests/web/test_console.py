@@ -1,0 +1,328 @@
+"""The console in Debian's Chromium against a real `opendot up` (local sign-in).
+
+Each test is a flow a person does: sign up / out / in, edit an agent and
+restore a version (and lose nothing when the session expires mid-edit), talk
+to an agent through the fake microphone, pair a simulated Dot by its spoken
+code and see its turn in History, keys and secrets, the Web Serial console
+(stubbed), and the pages at 375 px. Assertions read the page and the
+WebSocket frames (headless Chromium has no speaker); no page may log an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.web.conftest import new_page
+from tests.web.harness import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    Stack,
+    T,
+    Watch,
+    clean_env,
+    opendot_up,
+    screenshot,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with opendot_up(database_url, tmp_path_factory.mktemp("console-up")) as found:
+        yield found
+
+
+@pytest.fixture
+def page(chromium: Any, watch: Watch) -> Iterator[Any]:
+    page = new_page(chromium, watch, viewport={"width": 1280, "height": 900})
+    yield page
+    page.context.close()
+    assert watch.errors == [], watch.errors
+
+
+def go(page: Any, name: str) -> None:
+    """Follow a link of the main navigation."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+
+
+def sign_in(
+    page: Any, stack: Stack, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD
+) -> None:
+    page.goto(stack.console_url)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).last.click()
+    page.get_by_role("heading", name="Agents").wait_for()
+
+
+def test_sign_up_out_and_in_by_keyboard(page: Any, stack: Stack) -> None:
+    page.goto(stack.console_url)
+    page.get_by_role("tab", name="Create account").wait_for()
+    assert page.title() == "Sign in · OpenDot console"
+    assert page.locator("link[rel=icon]").get_attribute("href") == "./favicon.svg"
+    screenshot(page, "signin")
+    # Keyboard only: Tab to the "Create account" tab, Enter, then type and submit.
+    page.get_by_role("tab", name="Create account").focus()
+    page.keyboard.press("Enter")
+    page.get_by_label("Email").focus()
+    page.keyboard.type("newcomer@example.test")
+    page.keyboard.press("Tab")
+    page.keyboard.type("New Comer")
+    page.keyboard.press("Tab")
+    page.keyboard.type("short")
+    page.keyboard.press("Enter")
+    page.get_by_text("Password must be at least 8 characters.").wait_for()
+    page.get_by_label("Password").fill("a long enough password")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Agents").wait_for()
+    page.get_by_text("No agents yet").wait_for()
+    assert page.get_by_role("banner").get_by_text("New Comer").is_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("tab", name="Sign in").wait_for()
+    page.get_by_label("Email").fill("newcomer@example.test")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in", exact=True).last.click()
+    page.get_by_role("alert").filter(has_text="Invalid email or password.").wait_for()
+    page.get_by_label("Password").fill("a long enough password")
+    page.get_by_role("button", name="Sign in", exact=True).last.click()
+    page.get_by_role("heading", name="Agents").wait_for()
+    assert page.title() == "Agents · OpenDot console"
+
+
+def test_edit_a_stage_see_the_diff_and_restore(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    page.get_by_label("New agent name").fill("Weather helper")
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name="Weather helper").wait_for()
+    page.get_by_label("Provider").nth(2).select_option("echo")  # vad, stt, llm
+    page.locator("#stage-llm-temperature").fill("0.4")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved as version 2.").wait_for()
+    versions = page.locator(".version-list")
+    versions.get_by_text("Version 2").wait_for()
+    diff = page.locator("table.diff")
+    diff.get_by_role("row", name=re.compile("Language model › provider")).wait_for()
+    assert "echo" in diff.get_by_role("row", name=re.compile("provider")).inner_text()
+    screenshot(page, "agent-editor")
+
+    page.get_by_role("button", name="Restore version 1").click()
+    page.get_by_role("dialog").get_by_role("button", name="Restore").click()
+    page.get_by_text("Restored version 1 as a new version.").wait_for()
+    page.locator(".version-list").get_by_text("Version 3").wait_for()
+    assert page.locator("#stage-llm-provider").input_value() == "openai"
+    assert page.locator("#stage-llm-temperature").input_value() == "1"
+
+    # A field the API refuses shows the API's sentence (here: an empty name).
+    page.locator("#agent-name").fill(" ")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("alert").filter(has_text="name").first.wait_for()
+
+
+def test_expired_session_returns_with_the_edit_kept(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    page.get_by_role("link", name="Demo agent").first.click()
+    page.locator("#agent-description").fill("Edited before the session ended")
+    # The session ends elsewhere (signed out on another device): its refresh fails too.
+    stored = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    httpx.post(
+        f"{stack.api_url}/api/auth/logout",
+        headers={"Authorization": f"Bearer {stored['accessToken']}"},
+        timeout=10 * T,
+    ).raise_for_status()
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Your session expired.").wait_for()
+    page.get_by_label("Email").fill(DEMO_EMAIL)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).last.click()
+    page.get_by_text("Your unsaved changes were kept.").wait_for()
+    assert page.locator("#agent-description").input_value() == "Edited before the session ended"
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text(re.compile(r"Saved as version \d+\.")).wait_for()
+
+
+def _frames(watch: Watch, kind: str) -> list[dict[str, Any]]:
+    out = []
+    for raw in watch.frames:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if event.get("type") == kind:
+            out.append(event)
+    return out
+
+
+def test_talk_through_the_fake_microphone(page: Any, stack: Stack, watch: Watch) -> None:
+    sign_in(page, stack)
+    go(page, "Talk")
+    page.get_by_label("Agent").select_option(label="Demo agent")
+    page.get_by_role("button", name="Start talking").click()
+    turn = page.locator("li.turn").first
+    turn.locator(".agent", has_text="You said").wait_for(timeout=90_000 * T)
+    page.wait_for_function(
+        "() => document.querySelector('li.turn')?.dataset.audioChunks > 0", timeout=60_000 * T
+    )
+    turn.locator("table.waterfall tbody tr").first.wait_for()
+    page.get_by_role("button", name="Stop microphone").click()
+    heard = _frames(watch, "user_final")
+    assert heard and "weather" in heard[0]["text"].lower(), watch.frames[:20]
+    assert "weather" in turn.locator(".you").inner_text().lower()
+    assert _frames(watch, "assistant_audio") or _frames(watch, "assistant_pcm_delta")
+    assert _frames(watch, "timeline")
+    binary = [f for f in watch.sent if isinstance(f, bytes)]
+    assert binary and all(len(f) % 2 == 0 for f in binary)  # PCM16 up
+    assert {"type": "finalize"} in [json.loads(f) for f in watch.sent if isinstance(f, str)]
+    screenshot(page, "talk")
+
+
+def test_pair_a_simulated_dot_and_see_its_turn_in_history(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    go(page, "Dots")
+    page.get_by_role("heading", name="Your Dots").wait_for()
+    simulator = subprocess.Popen(
+        stack.cli(
+            "device", "simulate", "--runtime-url", stack.runtime_url,
+            "--state-dir", str(stack.workdir / "dots"), "--turns", "1",
+            "--say", "What is the weather like today?", "--poll-interval", "0.5",
+        ),
+        cwd=stack.workdir, env=clean_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        lines: list[str] = []
+        assert simulator.stdout is not None
+        for line in simulator.stdout:
+            lines.append(line)
+            found = re.search(r"activation code ((?:\d ){5}\d)", line)
+            if found:
+                break
+        else:
+            pytest.fail("the simulator printed no code:\n" + "".join(lines))
+        spoken = found[1]  # "1 2 3 4 5 6": typed as heard, with the spaces
+        page.get_by_label("The six digits the Dot speaks").fill(spoken)
+        page.get_by_role("button", name="Pair", exact=True).click()
+        page.get_by_text(re.compile(r"Paired Dot ")).wait_for()
+        card = page.locator("li.dot").first
+        demo = card.get_by_label("Agent", exact=True).locator("option", has_text="Demo agent")
+        card.get_by_label("Agent", exact=True).select_option(demo.get_attribute("value"))
+        card.get_by_role("button", name="Bind").click()
+        card.get_by_text(re.compile("pinned to version")).wait_for()
+        # Live state: the card turns Online without a reload once the Dot connects.
+        card.locator("[data-state=available]").wait_for(timeout=60_000 * T)
+        screenshot(page, "dots")
+        rest, _ = simulator.communicate(timeout=180 * T)
+        assert simulator.returncode == 0, "".join(lines) + rest
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+            simulator.wait()
+
+    card.get_by_role("link", name="History").click()
+    page.get_by_role("heading", name="Sessions").wait_for()
+    session = page.locator("li.session").first
+    session.get_by_role("button").click()
+    turn = session.locator("li.turn").first
+    turn.wait_for(timeout=30_000 * T)
+    assert "weather" in turn.locator(".you").inner_text().lower()
+    assert turn.locator("table.waterfall tr[data-stage=stt_final]").count() == 1
+    page.locator("table.stats tr[data-stage=stt_final]").wait_for()
+    screenshot(page, "history")
+
+
+def test_api_keys_secrets_and_timezone(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    go(page, "Settings")
+    page.get_by_label("New key name").fill("CI key")
+    page.get_by_role("button", name="Create key").click()
+    token = page.locator("#new-key-token").input_value()
+    assert token.startswith("od_sk_")
+    page.get_by_role("button", name="Done").click()
+    assert page.locator("#new-key-token").count() == 0  # shown once
+    row = page.locator("tr[data-key='CI key']")
+    row.get_by_role("button", name="Revoke CI key").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke key").click()
+    row.locator(".key-status.revoked").wait_for()
+
+    page.get_by_label("Name", exact=True).fill("DEEPGRAM_API_KEY")
+    page.get_by_label("Value").fill("dg-secret-value")
+    page.get_by_role("button", name="Set secret").click()
+    page.locator("li[data-secret=DEEPGRAM_API_KEY]").wait_for()
+    assert "dg-secret-value" not in page.content()
+    page.get_by_role("button", name="Delete DEEPGRAM_API_KEY").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete secret").click()
+    page.locator("li[data-secret=DEEPGRAM_API_KEY]").wait_for(state="detached")
+
+    page.get_by_label("Time zone").fill("Mars/Olympus")
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#set-timezone-error", has_text="IANA").wait_for()
+    page.get_by_label("Time zone").fill("Europe/Zurich")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Saved.").wait_for()
+    page.locator("li[data-provider=local][data-on=true]").wait_for()
+    screenshot(page, "settings")
+
+
+SERIAL_STUB = """
+(() => {
+  const lines = ["I (31) boot: ESP-IDF v5.5.2\\n", "I (412) opendot: wifi connected\\n"];
+  window.__signals = [];
+  const port = {
+    async open(options) { window.__baud = options.baudRate; },
+    async close() {},
+    async setSignals(s) { window.__signals.push(s); },
+    readable: new ReadableStream({
+      start(controller) { for (const l of lines) controller.enqueue(new TextEncoder().encode(l)); },
+    }),
+  };
+  Object.defineProperty(navigator, "serial", { value: { requestPort: async () => port } });
+})();
+"""
+
+
+NO_SERIAL = "delete Navigator.prototype.serial;"
+
+
+def test_device_console_over_a_stubbed_web_serial(page: Any, stack: Stack) -> None:
+    page.context.add_init_script(NO_SERIAL)
+    sign_in(page, stack)
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Settings").wait_for()
+    assert nav.get_by_role("link", name="Device console").count() == 0  # a browser without it
+    page.context.add_init_script(SERIAL_STUB)
+    page.reload()
+    go(page, "Device console")
+    page.get_by_role("button", name="Connect a Dot").click()
+    log = page.get_by_label("Device log")
+    log.get_by_text("wifi connected", exact=False).wait_for()
+    assert page.evaluate("window.__baud") == 115200
+    page.get_by_role("button", name="Reset Dot").click()
+    page.get_by_text("--- reset ---").wait_for()
+    assert page.evaluate("window.__signals.length") == 2
+    screenshot(page, "device-console")
+    page.get_by_role("button", name="Clear").click()
+    assert "wifi connected" not in log.inner_text()
+
+
+def test_pages_fit_a_375_px_phone(chromium: Any, stack: Stack, watch: Watch) -> None:
+    page = new_page(chromium, watch, viewport={"width": 375, "height": 812})
+    try:
+        sign_in(page, stack)
+        for name in ("Agents", "Talk", "Dots", "History", "Settings"):
+            go(page, name)
+            page.get_by_role("heading", name=name, exact=True).wait_for()
+            page.wait_for_load_state("networkidle")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"{name} is {width} px wide"
+            screenshot(page, f"phone-{name.lower()}")
+    finally:
+        page.context.close()
+    assert watch.errors == [], watch.errors
