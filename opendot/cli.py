@@ -37,6 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(("bench", "db"), "opendot.bench.db", "RLS query latency at scale"),
     Command(("bench", "functions"), "opendot.bench.functions", "API cold import, requests, JWT"),
+    Command(("bench", "ota"), "opendot.bench.ota", "OTA bootstrap and its clean-up"),
     Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs, engines", ENGINES),
     Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
     Command(("bench", "turns"), "opendot.bench.turns", "turn taking, barge-in", ENGINES),

@@ -52,10 +52,13 @@ as $$
 $$;
 
 -- Delete dead activation requests (pending or expired, past their expiry): at
--- most 50 per call, through the partial expires_at index, skipping rows
+-- most 20 per call, through the partial expires_at index, skipping rows
 -- another transaction holds. Called by every bootstrap that creates a request,
 -- so the table is kept small by the traffic that grows it, without a
--- scheduler (`opendot bench functions` measures the bootstrap with it).
+-- scheduler: each new request can leave at most one dead row behind, and each
+-- removes up to 20. `opendot bench ota` measures the cost: none when there is
+-- nothing to delete, about 2 ms per bootstrap while a backlog drains
+-- (BENCHMARKS.md).
 create function private.sweep_activation_requests() returns integer
 language plpgsql
 security definer
@@ -69,7 +72,7 @@ begin
     select o.id from public.device_activation_requests o
     where o.status in ('pending', 'expired') and o.expires_at < now()
     order by o.expires_at
-    limit 50
+    limit 20
     for update skip locked
   );
   get diagnostics v_count = row_count;

@@ -135,7 +135,7 @@ async def test_item6_ota_spam_is_capped_bounded_and_swept(
             " challenge_hash, token_prefix, token_hash, expires_at)"
             " select 'expired-' || n, md5(n::text) || md5(n::text), md5('c' || n) || md5('c' || n),"
             " 'od_dt_x', md5('t' || n) || md5('t' || n), now() - interval '1 minute'"
-            " from generate_series(1, 30) n"
+            " from generate_series(1, 15) n"
         )
         assert (await bootstrap(client, _mac(), ipAddress="203.0.113.80")).status_code == 200
         left = await conn.fetchval(
