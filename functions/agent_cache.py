@@ -33,8 +33,8 @@ DEFAULT_MAX_VERSIONS = 512  # a few KiB each: a couple of MiB at most
 class AgentContent:
     """The version-dependent part of a public VoiceAgent, as JSON-ready values and as JSON.
 
-    `architecture_realtime_json` is `"architecture":...,"realtime":{...}` (two
-    members, no braces) and `pipeline_json` the array: the pieces
+    `architecture_realtime_json` is `"architecture":...,"realtime":{...},"tools":{...}`
+    (three members, no braces) and `pipeline_json` the array: the pieces
     `functions.state_store` splices into the response.
     """
 
@@ -54,6 +54,7 @@ def content_of(
         {
             "architecture": manifest.get("architecture"),
             "realtime": manifest.get("realtime"),
+            "tools": manifest.get("tools"),
             "pipeline": (pipeline_manifest or {}).get("stages"),
         }
     )
@@ -69,7 +70,13 @@ def content_of(
         "updatedAt": "",
     }
     dumped = VoiceAgent.model_validate({**placeholder, **normalised}).model_dump(mode="json")
-    members = to_json({"architecture": dumped["architecture"], "realtime": dumped["realtime"]})
+    members = to_json(
+        {
+            "architecture": dumped["architecture"],
+            "realtime": dumped["realtime"],
+            "tools": dumped["tools"],
+        }
+    )
     return AgentContent(
         dumped["architecture"],
         dumped["realtime"],

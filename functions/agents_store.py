@@ -1,7 +1,7 @@
 """Reading and writing agents with their append-only versions.
 
 An agent's content lives in two immutable snapshots: the agent version
-(`{name, description, status, architecture, realtime}`) and the pipeline version
+(`{name, description, status, architecture, realtime, tools}`) and the pipeline version
 (`{stages: compact}`); the current agent is the highest agent version. Queries
 run as the request's role, so RLS limits them to the caller's rows (internal
 callers run as service_role and pass ids they already verified).
@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from shared import agent_config
+from shared.tools_config import normalize_tools
 
 _SELECT = """
 select a.id, a.user_id, a.name, a.description, a.status, a.created_at, a.updated_at,
@@ -69,6 +70,7 @@ def agent_json(
             "description": row["description"],
             "architecture": manifest.get("architecture"),
             "realtime": manifest.get("realtime"),
+            "tools": manifest.get("tools"),
             "status": row["status"],
             "version": version if version is not None else int(row["version_number"] or 0),
             "createdAt": iso(row["created_at"]),
@@ -99,13 +101,16 @@ async def get_agent(conn: asyncpg.Connection, agent_id: uuid.UUID) -> dict[str, 
     return agent_json(row) if row else None
 
 
-def agent_manifest(name: str, description: str, architecture: Any, realtime: Any) -> dict[str, Any]:
+def agent_manifest(
+    name: str, description: str, architecture: Any, realtime: Any, tools: Any = None
+) -> dict[str, Any]:
     return {
         "name": name,
         "description": description,
         "status": "draft",
         "architecture": agent_config.normalize_architecture(architecture),
         "realtime": agent_config.normalize_realtime(realtime),
+        "tools": normalize_tools(tools),
     }
 
 
@@ -172,6 +177,7 @@ async def write_version(
         row["description"],
         (row["agent_manifest"] or {}).get("architecture"),
         (row["agent_manifest"] or {}).get("realtime"),
+        (row["agent_manifest"] or {}).get("tools"),
     )
     pipeline_changed = stages != current_stages or row["pipeline_version_id"] is None
     if not pipeline_changed and manifest == current_manifest:

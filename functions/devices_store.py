@@ -287,8 +287,58 @@ async def reset_memory(conn: asyncpg.Connection, device_id: uuid.UUID) -> bool:
     updated = await conn.fetchval(
         "insert into public.device_state (device_id, memory_reset_at)"
         " select id, now() from public.devices where id = $1 and deleted_at is null"
-        " on conflict (device_id) do update set memory_reset_at = now(), updated_at = now()"
+        " on conflict (device_id) do update set memory_reset_at = now(),"
+        " memory_facts = '[]'::jsonb, updated_at = now()"
         " returning 1",
         device_id,
     )
     return updated is not None
+
+
+MAX_FACTS = 50
+MAX_FACT_CHARS = 200
+
+
+async def facts(conn: asyncpg.Connection, device_id: uuid.UUID) -> list[str]:
+    value = await conn.fetchval(
+        "select memory_facts from public.device_state where device_id = $1", device_id
+    )
+    return [f for f in value or [] if isinstance(f, str)]
+
+
+async def timezone(conn: asyncpg.Connection, user_id: uuid.UUID) -> str:
+    value = await conn.fetchval(
+        "select timezone from public.user_preferences where user_id = $1", user_id
+    )
+    return str(value or "UTC")
+
+
+async def change_facts(
+    conn: asyncpg.Connection, device_id: uuid.UUID, remember: str | None, forget: str | None
+) -> list[str] | None:
+    """Add `remember` (oldest facts go past the limit), drop facts containing `forget`."""
+    exists = await conn.fetchval(
+        "select 1 from public.devices where id = $1 and deleted_at is null", device_id
+    )
+    if exists is None:
+        return None
+    await conn.execute(
+        "insert into public.device_state (device_id) values ($1) on conflict do nothing",
+        device_id,
+    )
+    current = await conn.fetchval(
+        "select memory_facts from public.device_state where device_id = $1 for update", device_id
+    )
+    kept = [f for f in current or [] if isinstance(f, str)]
+    if forget:
+        needle = forget.strip().lower()
+        kept = [f for f in kept if needle not in f.lower()]
+    if remember and remember.strip() not in kept:
+        kept.append(" ".join(remember.split()))
+    kept = kept[-MAX_FACTS:]
+    await conn.execute(
+        "update public.device_state set memory_facts = $2, updated_at = now() where device_id = $1",
+        device_id,
+        kept,
+    )
+    return kept

@@ -118,6 +118,7 @@ class VoiceAgent(CamelModel):
     description: str
     architecture: Literal["sandwich", "speech_to_speech"]
     realtime: dict[str, Any]
+    tools: dict[str, Any]
     status: str
     version: int
     created_at: str
@@ -144,6 +145,8 @@ class AgentUpdate(RequestBody):
     description: str | None = Field(default=None, max_length=4000)
     architecture: Literal["sandwich", "speech_to_speech"] | None = None
     realtime: dict[str, Any] | None = None
+    # The versioned tools block (shared/tools_config.py); refused with a sentence when invalid.
+    tools: dict[str, Any] | None = None
     pipeline: list[dict[str, Any]] | None = Field(default=None, max_length=16)
 
 

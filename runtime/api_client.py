@@ -54,7 +54,11 @@ class DeviceGrant:
     agent: Mapping[str, Any] | None
     memory: list[dict[str, str]] = field(default_factory=list)
     secrets: Mapping[str, str] = field(default_factory=dict)
-    requested_at: float = 0.0  # time.monotonic() when verify was asked: `memory` is from then
+    requested_at: float = 0.0
+    facts: list[str] = field(default_factory=list)  # what the remember tool stored
+    timezone: str = (
+        "UTC"  # the owner's  # time.monotonic() when verify was asked: `memory` is from then
+    )
 
     @property
     def device_uuid(self) -> str:
@@ -66,6 +70,7 @@ class VoiceGrant:
     user_id: str
     agent: Mapping[str, Any] | None
     secrets: Mapping[str, str] = field(default_factory=dict)
+    timezone: str = "UTC"
 
 
 class InternalApi:
@@ -151,6 +156,8 @@ class InternalApi:
             memory=[m.model_dump() for m in grant.memory],
             secrets=grant.secrets,
             requested_at=requested_at,
+            facts=list(grant.facts),
+            timezone=grant.timezone,
         )
 
     async def device_config(self, device_uuid: str) -> Mapping[str, Any] | None:
@@ -167,6 +174,16 @@ class InternalApi:
             ),
             wire.Ok,
         )
+
+    async def memory_facts(
+        self, device_uuid: str, *, remember: str | None = None, forget: str | None = None
+    ) -> list[str]:
+        data = await self.post(
+            "/device-runtime/memory/facts",
+            {"deviceId": device_uuid, "remember": remember, "forget": forget},
+        )
+        facts = data.get("facts") if isinstance(data, dict) else None
+        return [f for f in facts or [] if isinstance(f, str)]
 
     async def reset_device_memory(self, device_uuid: str) -> None:
         await self.call(
@@ -193,7 +210,12 @@ class InternalApi:
             ),
             wire.VoiceGrant,
         )
-        return VoiceGrant(user_id=grant.user_id, agent=grant.agent, secrets=grant.secrets)
+        return VoiceGrant(
+            user_id=grant.user_id,
+            agent=grant.agent,
+            secrets=grant.secrets,
+            timezone=grant.timezone,
+        )
 
     # --- persistence (called by RecordSink) -----------------------------------------
 

@@ -161,6 +161,7 @@ class Metrics:
         self.records_sent = Counter("opendot_records_sent_total", "Records the API accepted.")
         self.api_errors = Counter("opendot_api_errors_total", "Internal API call failures.")
         self.provider_errors = Counter("opendot_provider_errors_total", "Provider failures.")
+        self.tool_calls = Counter("opendot_tool_calls_total", "Tool calls by source and outcome.")
         self.frame_lag = Histogram(
             "opendot_frame_processing_seconds",
             "Time from an uplink frame's arrival to the end of its processing.",
@@ -195,6 +196,7 @@ class Metrics:
             self.records_sent,
             self.api_errors,
             self.provider_errors,
+            self.tool_calls,
             self.frame_lag,
             self.stage_latency,
             self.loop_lag,

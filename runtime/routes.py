@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -22,9 +23,13 @@ from starlette.routing import Route
 from runtime.api_client import ApiUnavailable
 from runtime.firmware_files import FirmwareFiles
 from runtime.lifespan import Engines
+from runtime.pipeline.errors import ProviderError
+from runtime.providers.keys import KeyResolver
 from runtime.realtime.client_secret import client_secret
 from runtime.session.context import RuntimeContext
 from runtime.settings import RuntimeSettings
+from runtime.tools import vision
+from shared.tools_config import normalize_tools
 
 log = logging.getLogger("opendot.runtime")
 
@@ -59,6 +64,7 @@ def routes(
             FirmwareFiles(ctx.settings, ctx.api).serve,
             methods=["GET"],
         ),
+        Route(vision.PATH, partial(vision_explain, ctx=ctx), methods=["POST"]),
     ]
 
 
@@ -148,6 +154,70 @@ async def _proxy(ctx: RuntimeContext, path: str, payload: Mapping[str, Any]) -> 
     if status >= 500:
         return JSONResponse({"error": "Platform API error."}, status_code=502)
     return JSONResponse(data, status_code=status)
+
+
+async def vision_explain(request: Request, *, ctx: RuntimeContext) -> Response:
+    """The Dot's camera tool: a photo and a question in, the vision model's answer out."""
+    secret = ctx.settings.runtime_internal_secret.get_secret_value()
+    auth = request.headers.get("authorization") or ""
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    grant = vision.check_token(secret, token) if token else "A vision token is required."
+    if isinstance(grant, str):
+        return JSONResponse({"success": False, "message": grant}, status_code=401)
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > vision.MAX_BODY_BYTES:
+            limit = vision.MAX_IMAGE_BYTES // 1024 // 1024
+            return JSONResponse(
+                {"success": False, "message": f"The photo is larger than {limit} MiB."},
+                status_code=413,
+            )
+    whole = bytes(body)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": whole, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+    except Exception:  # malformed multipart: a 400, never a 500
+        return JSONResponse(
+            {"success": False, "message": "The upload is not multipart form data."},
+            status_code=400,
+        )
+    upload, question = form.get("file"), form.get("question")
+    image = await upload.read() if isinstance(upload, UploadFile) else b""
+    await form.close()
+    if not image or vision.sniff_image(image) is None:
+        return JSONResponse(
+            {"success": False, "message": "The upload has no JPEG, PNG, WebP or GIF image."},
+            status_code=400,
+        )
+    session = ctx.registry.sessions.get(grant.session_id)
+    if session is not None and getattr(session, "device_uuid", None) == grant.device_uuid:
+        agent, secrets, user = session.agent, session.user_secrets, session.user_id  # type: ignore[attr-defined]
+    else:
+        # The socket lives on another container: the agent's operator keys still work.
+        agent, secrets, user = await ctx.api.device_config(grant.device_uuid), {}, None
+    settings = normalize_tools((agent or {}).get("tools"))["vision"]
+    if not settings["enabled"]:
+        return JSONResponse(
+            {"success": False, "message": "Vision is switched off for this agent."},
+            status_code=403,
+        )
+    keys = KeyResolver(ctx.provider_settings, secrets, user)
+    try:
+        answer = await vision.explain(
+            image,
+            str(question or ""),
+            settings,
+            settings=ctx.provider_settings,
+            keys=keys,
+        )
+    except ProviderError as exc:
+        log.info("vision failed: %s", exc)
+        return JSONResponse({"success": False, "message": str(exc)}, status_code=502)
+    return JSONResponse({"success": True, "result": answer})
 
 
 def _device_ws_url(settings: RuntimeSettings, request: Request) -> str:

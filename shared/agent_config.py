@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from shared.tools_config import normalize_tools
+
 STAGE_IDS: Final = ("vad", "stt", "llm", "tts")
 ARCHITECTURES: Final = ("sandwich", "speech_to_speech")
 
@@ -666,11 +668,13 @@ def normalize_architecture(value: Any) -> str:
 
 
 def normalize_agent(agent: Mapping[str, Any]) -> dict[str, Any]:
-    """The public VoiceAgent with its pipeline and realtime block against current defaults."""
+    """The public VoiceAgent with its pipeline, realtime and tools blocks against current
+    defaults."""
     result = dict(agent)
     result["architecture"] = normalize_architecture(agent.get("architecture"))
     result["realtime"] = normalize_realtime(agent.get("realtime"))
     result["pipeline"] = normalize_pipeline(agent.get("pipeline"))
+    result["tools"] = normalize_tools(agent.get("tools"))
     return result
 
 

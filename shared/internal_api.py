@@ -165,6 +165,8 @@ class DeviceGrant(WireModel):
     agent: dict[str, Any] | None = None
     memory: list[MemoryMessage] = Field(default_factory=list)
     secrets: dict[str, str] = Field(default_factory=dict)
+    facts: list[str] = Field(default_factory=list)  # what the remember tool stored
+    timezone: str = "UTC"  # the owner's, for the date and time tool
 
 
 class DeviceRef(WireModel):
@@ -193,6 +195,7 @@ class VoiceGrant(WireModel):
     user_id: str
     agent: dict[str, Any] | None = None
     secrets: dict[str, str] = Field(default_factory=dict)
+    timezone: str = "UTC"
 
 
 # --- records: sessions, turns, events ------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -18,10 +19,18 @@ from functions.models import (
     Ok,
 )
 from shared import agent_config
+from shared.tools_config import ToolsConfigError, validate_tools
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 _NOT_FOUND = "Agent not found."
+
+
+def _tools(raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_tools(raw)
+    except ToolsConfigError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _agent_id(raw: str) -> uuid.UUID:
@@ -72,6 +81,7 @@ async def update_agent(agent_id: str, body: AgentUpdate, ctx: UserDb) -> AgentEn
         body.description.strip() if body.description is not None else row["description"],
         body.architecture or current.get("architecture"),
         body.realtime if body.realtime is not None else current.get("realtime"),
+        _tools(body.tools) if body.tools is not None else current.get("tools"),
     )
     stages_source = body.pipeline if body.pipeline is not None else (row["pipeline_manifest"] or {})
     stages = agent_config.compact_pipeline(stages_source)
@@ -122,6 +132,7 @@ async def restore_version(agent_id: str, version: int, ctx: UserDb) -> AgentEnve
         str(old_manifest.get("description") or ""),
         old_manifest.get("architecture"),
         old_manifest.get("realtime"),
+        old_manifest.get("tools"),
     )
     stages = agent_config.compact_pipeline(old_pipeline)
     await store.write_version(ctx.conn, row, ctx.user_id, manifest, stages)

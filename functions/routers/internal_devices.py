@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from functions import activation, agents_store, devices_store, keys_store, pairing_store
 from functions.db import savepoint
@@ -246,6 +247,8 @@ async def verify_device(body: DeviceVerifyRequest, conn: InternalDb) -> DeviceGr
             "device": device,
             "agent": await agents_store.agent_for_device(conn, row["device_id"]),
             "memory": await devices_store.memory(conn, row["device_id"]),
+            "facts": await devices_store.facts(conn, row["device_id"]),
+            "timezone": await devices_store.timezone(conn, row["user_id"]),
             "secrets": await keys_store.sealed_secrets(conn, row["user_id"]),
         }
     )
@@ -280,3 +283,20 @@ async def reset_memory(body: DeviceRef, conn: InternalDb) -> Ok:
     if not await devices_store.reset_memory(conn, _device_uuid(body.device_id)):
         raise NotFound("Device not found.")
     return Ok()
+
+
+class FactsBody(DeviceRef):
+    remember: str | None = Field(
+        default=None, min_length=1, max_length=devices_store.MAX_FACT_CHARS
+    )
+    forget: str | None = Field(default=None, min_length=1, max_length=devices_store.MAX_FACT_CHARS)
+
+
+@router.post("/device-runtime/memory/facts")
+async def memory_facts(body: FactsBody, conn: InternalDb) -> dict[str, Any]:
+    """The remember / forget tools: add a fact, or drop the facts that mention a text."""
+    device_id = _device_uuid(body.device_id)
+    facts = await devices_store.change_facts(conn, device_id, body.remember, body.forget)
+    if facts is None:
+        raise NotFound("Device not found.")
+    return {"facts": facts}

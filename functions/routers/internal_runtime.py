@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from functions import agents_store, keys_store, runtime_store
+from functions import agents_store, devices_store, keys_store, runtime_store
 from functions.deps import InternalDb
 from functions.errors import BadRequest, NotFound, Unauthorized
 from shared.internal_api import (
@@ -37,6 +37,7 @@ async def verify_voice(body: VoiceVerifyRequest, conn: InternalDb) -> VoiceGrant
     return VoiceGrant(
         user_id=str(row["user_id"]),
         agent=agent,
+        timezone=await devices_store.timezone(conn, row["user_id"]),
         secrets=await keys_store.sealed_secrets(conn, row["user_id"]),
     )
 

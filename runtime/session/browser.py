@@ -88,6 +88,8 @@ class BrowserSession(VoiceSession):
         self._preroll_bytes = 0
         self._turn_id: str | None = None
         self._realtime: BrowserRealtime | None = None
+        self.timezone = grant.timezone
+        self.user_secrets = grant.secrets
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class BrowserSession(VoiceSession):
 
     def _open_realtime(self, config: RealtimeConfig) -> None:
         self._realtime = BrowserRealtime(self, self.ctx.realtime, config)
+        self._realtime.tools = self.toolbox()  # the same executor as the pipeline's tool loop
         self._realtime.start()
 
     def _close_realtime(self) -> None:
@@ -371,6 +374,7 @@ class BrowserSession(VoiceSession):
             else:
                 await self._put(UserFinal(turn_id, turn.transcript))
                 await self._put(AssistantStart(turn_id, turn.transcript))
+                await self._prepare_tools()
                 turn.reply = self._reply_to(pipeline, config, turn.transcript, marks)
                 await self._deliver(turn.reply, turn_id, marks)
                 self._conclude(turn)
@@ -380,6 +384,9 @@ class BrowserSession(VoiceSession):
                     if ms is not None:
                         await self._put(Timeline(turn_id, stage, 0.0, ms))
                 await self._put(AssistantEnd(turn_id, turn.outcome.value))
+        if self._end_requested:  # the end_conversation tool ran
+            self._end_requested = False
+            self.close(CloseCode.NORMAL, "conversation ended")
 
     def _turn_failed(self) -> None:
         self._send(ErrorEvent("Something went wrong. Please try again."))

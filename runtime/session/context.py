@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runtime.api_client import InternalApi
 from runtime.metrics import Metrics
 from runtime.pipeline.interfaces import Pipeline
+from runtime.providers.settings import ProviderSettings
 from runtime.records import RecordSink
 from runtime.session.memory import PendingTurns
 from runtime.settings import RuntimeSettings
+from runtime.tools.device import DeviceToolCache
 
 if TYPE_CHECKING:
     from runtime.realtime.services import RealtimeServices
@@ -111,10 +113,14 @@ class RuntimeContext:
     pipelines: PipelineFactory
     pending: PendingTurns
     registry: SessionRegistry = field(default_factory=SessionRegistry)
+    # Each Dot's MCP tool list by firmware version, shared by its per-turn sockets.
+    device_tools: DeviceToolCache = field(default_factory=DeviceToolCache)
     instance: str = "runtime"
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # Speech-to-speech: provider settings (read on first use), fallback breaker, offline voice.
     realtime: RealtimeServices = field(default_factory=lambda: _realtime_services())
+    # The operator's provider settings (keys, private-address policy) for tools; read once.
+    provider_settings: ProviderSettings = field(default_factory=lambda: ProviderSettings())
 
     def spawn(self, coro: Any, name: str) -> None:
         """Fire-and-forget work that must not be garbage-collected mid-flight."""

@@ -11,6 +11,7 @@ an alert, protocol errors an event, a bug in a turn a failed turn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from runtime.audio.errors import AudioError
 from runtime.audio.opus import OpusDecoder, OpusEncoder, PcmFramer
 from runtime.audio.resample import StreamResampler
 from runtime.pipeline.interfaces import Transcript, VadEvent, VadEventKind
+from runtime.protocol import mcp
 from runtime.protocol.device import (
     Abort,
     Alert,
@@ -31,6 +33,7 @@ from runtime.protocol.device import (
     ListenState,
     Llm,
     Mcp,
+    McpOut,
     ServerHello,
     Stt,
     Tts,
@@ -56,9 +59,12 @@ from runtime.session.machine import (
     StartListening,
 )
 from runtime.session.memory import ConversationMemory, PendingTurn
-from runtime.session.outbox import Flush, Outbox, Pacer, SendAudio, SendText
+from runtime.session.outbox import Flush, Outbox, Pacer, SendAudio, SendText, Urgent
 from runtime.session.socket import ARRIVED, AsgiSocket
 from runtime.session.turn import APOLOGY_TEXT, Reply, TurnMarks, Utterance
+from runtime.tools import vision
+from runtime.tools.device import DeviceMcp
+from shared.tools_config import normalize_tools
 
 if TYPE_CHECKING:
     from runtime.realtime.link import RealtimeReply
@@ -68,6 +74,8 @@ log = logging.getLogger("opendot.runtime.device")
 DOWNLINK_RATE = 24_000
 FRAME_MS = 60
 PREROLL_FRAMES = 5  # audio kept from before the VAD's speech start (300 ms)
+# How long a turn waits for the Dot's first tool list (a cached list is there at once).
+TOOLS_READY_WAIT_S = 2.0
 
 
 class DeviceSession(VoiceSession):
@@ -108,6 +116,10 @@ class DeviceSession(VoiceSession):
         self._marks: TurnMarks | None = None
         self._realtime: DeviceRealtime | None = None
         self._s2s_off = False  # fell back to the pipeline after a provider failure
+        self._mcp: DeviceMcp | None = None
+        self.timezone = grant.timezone
+        self.facts = list(grant.facts)
+        self.user_secrets = grant.secrets
 
     # --- LiveSession -----------------------------------------------------------------
 
@@ -188,6 +200,8 @@ class DeviceSession(VoiceSession):
         if self._realtime is not None:
             self.ctx.spawn(self._realtime.close(), name="realtime-close")
             self._realtime = None
+        if self._mcp is not None:
+            self._mcp.close()
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
@@ -221,6 +235,8 @@ class DeviceSession(VoiceSession):
             if version != self.framing.version:
                 self.framing = framing_for(version, self.ctx.settings.max_frame_bytes)
             self._apply(self.machine.hello())
+            if message.mcp and self._mcp is None:
+                self._start_mcp()  # first: a cached tool list is then offered to the bridge
             if self._speech_to_speech():
                 self._refresh_pipeline()  # connect now: the person speaks right after the hello
         elif isinstance(message, Listen):
@@ -235,9 +251,10 @@ class DeviceSession(VoiceSession):
             self._event("abort", {"reason": message.reason or ""})
             self._apply(self.machine.abort())
         elif isinstance(message, Mcp):
-            # Kept for the tools issue: log and record what the device offers.
-            log.debug("device %s mcp: %s", self.device_uuid, message.payload)
-            self._event("mcp", {"payload": message.payload})
+            if self._mcp is not None:
+                self._mcp.on_payload(message.payload)
+            else:
+                self._event("mcp", {"payload": message.payload})
 
     async def _on_audio(self, payload: bytes) -> None:
         self.ctx.metrics.frames_in.inc(kind="device")
@@ -297,13 +314,76 @@ class DeviceSession(VoiceSession):
             self._note_protocol_error(ProtocolError(f"undecodable audio frame: {exc}"))
             return None
 
+    # --- the Dot's tools (MCP) ---------------------------------------------------------
+
+    def _start_mcp(self) -> None:
+        device = normalize_tools((self.agent or {}).get("tools"))["device"]
+        if not device["enabled"]:
+            return
+        sid = self.session_id
+        outbox = self.outbox
+
+        def send(payload: dict[str, Any]) -> None:
+            outbox.control(Urgent(McpOut(payload).to_json(sid)))
+
+        self._mcp = DeviceMcp(
+            send,
+            device_uuid=self.device_uuid,
+            firmware_version=str(self.grant.device.get("firmwareVersion") or ""),
+            cache=self.ctx.device_tools,
+            allow_user_only=device["allowUserOnly"],
+            deny=device["deny"],
+            vision=self._vision_capability,
+            on_event=lambda kind, payload: self._event(kind, payload, self._current_turn),
+        )
+        self._mcp.start()
+
+    def _vision_capability(self) -> mcp.Vision | None:
+        """Where the camera posts its photo, with a fresh short-lived token (vision on only)."""
+        if not normalize_tools((self.agent or {}).get("tools"))["vision"]["enabled"]:
+            return None
+        settings = self.ctx.settings
+        if settings.public_http_url:
+            base = settings.public_http_url.rstrip("/")
+        else:
+            # The address the Dot reached us on; behind TLS the forwarded scheme applies.
+            secure = self.socket.scope.get("scheme") in ("wss", "https")
+            host = self.socket.header("host") or "127.0.0.1"
+            base = f"{'https' if secure else 'http'}://{host}"
+        secret = settings.runtime_internal_secret.get_secret_value()
+        token = vision.mint_token(secret, self.device_uuid, self.session_id)
+        return mcp.Vision(base + vision.PATH, token)
+
+    def _device_mcp(self) -> DeviceMcp | None:
+        return self._mcp
+
+    def _fact_changer(self) -> Any:
+        api, device = self.ctx.api, self.device_uuid
+
+        async def change(remember: str | None, forget: str | None) -> list[str]:
+            self.facts = await api.memory_facts(device, remember=remember, forget=forget)
+            return self.facts
+
+        return change
+
+    def _status(self) -> dict[str, Any]:
+        device = self.grant.device
+        return {
+            "connected": True,
+            "name": device.get("name"),
+            "firmwareVersion": device.get("firmwareVersion"),
+            "board": device.get("board"),
+            "protocolVersion": self.framing.version,
+        }
+
     # --- actions -------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, SendHello):
                 hello = ServerHello(version=self.framing.version)
-                self.outbox.put_nowait(SendText(hello.to_json(self.session_id)))
+                # Urgent, like the MCP requests that follow it: they must not overtake it.
+                self.outbox.control(Urgent(hello.to_json(self.session_id)))
             elif isinstance(action, StartListening):
                 self._start_listening(action.mode)
             elif isinstance(action, EndUtterance):
@@ -357,6 +437,7 @@ class DeviceSession(VoiceSession):
             self._refresh_pipeline()
             return
         self._realtime = DeviceRealtime(self, services, config)
+        self._realtime.tools = self.toolbox()  # the same executor as the pipeline's tool loop
         if link is not None:
             self._realtime.apologised = link.apologised
             self._realtime.manual = link.manual
@@ -453,6 +534,13 @@ class DeviceSession(VoiceSession):
             else:
                 sid = self.session_id
                 await self.outbox.put(SendText(Stt(turn.transcript).to_json(sid)))
+                if self._mcp is not None and not self._mcp.ready.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._mcp.ready.wait(), TOOLS_READY_WAIT_S)
+                if self._mcp is not None and turn.index > 0:
+                    # A socket kept open across turns: hand the camera a fresh token.
+                    self._mcp.refresh_vision()
+                await self._prepare_tools()
                 turn.reply = self._reply_to(pipeline, config, turn.transcript, marks)
                 await self._play(turn.reply)
                 self._conclude(turn)
@@ -460,10 +548,13 @@ class DeviceSession(VoiceSession):
 
     async def _after_turn(self, turn: TurnState) -> None:
         config = self.config
-        for action in self.machine.turn_finished(turn.outcome, config.close_after_turn):
+        # The end_conversation tool closes the socket as close-after-turn does.
+        ending, self._end_requested = self._end_requested, False
+        close_after = config.close_after_turn or ending
+        for action in self.machine.turn_finished(turn.outcome, close_after):
             if isinstance(action, CloseAfterTurn):
                 await asyncio.sleep(config.close_delay_ms / 1000)
-                self.close(CloseCode.NORMAL, action.reason)
+                self.close(CloseCode.NORMAL, "conversation ended" if ending else action.reason)
             else:
                 self._apply([action])
 

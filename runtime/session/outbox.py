@@ -72,8 +72,16 @@ class CloseSocket:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Urgent:
+    """Control: send this text ahead of the queued stream frames, dropping none of them
+    (MCP requests to the device must not wait behind seconds of paced audio)."""
+
+    text: str
+
+
 StreamFrame = SendText | SendAudio | SendBytes | Marker
-ControlFrame = Flush | CloseSocket
+ControlFrame = Flush | CloseSocket | Urgent
 
 
 # --- pacing ----------------------------------------------------------------------------
@@ -189,6 +197,9 @@ class Outbox:
             while True:
                 if self._control:
                     frame = self._control.popleft()
+                    if isinstance(frame, Urgent):
+                        await self._transport.send_text(frame.text)
+                        continue
                     self._drop_stream()
                     if isinstance(frame, CloseSocket):
                         self.closed = True

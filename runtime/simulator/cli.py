@@ -62,6 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pace", type=float, default=1.0, help="1.0 sends audio in real time, 0 at full speed"
     )
+    parser.add_argument(
+        "--no-mcp",
+        action="store_true",
+        help="do not offer the Dot's MCP tools (volume, brightness, status, camera)",
+    )
 
 
 def out_path(base: Path, index: int, turns: int) -> Path:
@@ -124,6 +129,7 @@ async def _simulate(args: argparse.Namespace) -> int:
         pace=args.pace,
         poll_interval=args.poll_interval,
         report=printer,
+        mcp=not args.no_mcp,
     ) as device:
         await device.provision(
             speak_code,
@@ -146,4 +152,6 @@ async def _simulate(args: argparse.Namespace) -> int:
                 print(f"  wrote    : {write_wav(path, turn.reply_pcm, turn.reply_rate)}")
             if not turn.tts_stopped:
                 failures += 1
+        if device.tools is not None and device.tools.calls:
+            print(f"device   : volume {device.tools.volume}, brightness {device.tools.brightness}")
     return 1 if failures else 0

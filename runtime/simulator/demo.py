@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.simulator.errors import PlatformError
+
+if TYPE_CHECKING:
+    from runtime.simulator.mcp_tools import SimulatedTools
 
 DEMO_EMAIL = "demo@opendot.local"
 DEMO_PASSWORD = "opendot-demo"  # noqa: S105 - the documented seed account of `opendot up`
@@ -26,6 +29,9 @@ DEMO_AGENT_ID = "00000000-0000-4000-8000-0000000000a1"
 QUESTIONS = (
     "My favourite colour is green. Please remember that.",
     "What is my favourite colour?",
+    # The tool turn. A word after the number keeps it clear of the end-of-speech cut,
+    # which once turned a final "40." into "4V" in Whisper tiny's ear.
+    "Please set the volume to 30 percent.",
 )
 REMEMBERED = "green"  # what the second reply needs from the first turn
 
@@ -184,7 +190,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                 args.out_dir / f"demo-turn-{turn.index}.wav", turn.reply_pcm, turn.reply_rate
             )
             print(f"  wrote    : {path}")
-    print(memory_line(turns[-1].reply_text))
+    print(memory_line(turns[1].reply_text))
+    assert device.tools is not None
+    print(tool_line(device.tools))
     return 0 if all(t.tts_stopped for t in turns) else 1
 
 
@@ -202,6 +210,17 @@ def _login_advice(error: PlatformError, email: str) -> str:
             "and --password."
         )
     return "The platform API answered, but not as the demo expected."
+
+
+def tool_line(tools: SimulatedTools) -> str:
+    """What the third turn did on the Dot itself, through its MCP volume tool."""
+    calls = [args for name, args in tools.calls if name == "self.audio_speaker.set_volume"]
+    if calls:
+        return (
+            f"tool     : the model called the Dot's self.audio_speaker.set_volume "
+            f"{calls[-1]}; the Dot's volume is now {tools.volume}"
+        )
+    return "tool     : no tool was called (is the agent's tools.device switched off?)"
 
 
 def memory_line(last_reply: str) -> str:

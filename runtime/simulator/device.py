@@ -33,6 +33,8 @@ from runtime.protocol.device import (
     ListenMode,
     ListenState,
     Llm,
+    Mcp,
+    McpOut,
     ServerHello,
     Stt,
     Tts,
@@ -46,6 +48,7 @@ from runtime.simulator.audio import FRAME_BYTES, FRAME_MS, Downlink, Uplink
 from runtime.simulator.errors import AuthenticationFailed, HandshakeError, SimulatorError
 from runtime.simulator.firmware import download_and_check
 from runtime.simulator.identity import DeviceIdentity, DeviceStore
+from runtime.simulator.mcp_tools import SimulatedTools
 from runtime.simulator.ota import Activation, OtaAnswer, OtaClient
 
 HELLO_TIMEOUT_S = 10.0  # the firmware's wait for the server hello
@@ -98,8 +101,16 @@ class TurnResult:
 class _Connection:
     """One `/ws` socket: the receiver task feeds the current turn."""
 
-    def __init__(self, ws: ClientConnection, framing: Framing, report: Reporter) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection,
+        framing: Framing,
+        report: Reporter,
+        tools: SimulatedTools | None = None,
+    ) -> None:
         self.ws = ws
+        self.tools = tools
+        self._mcp_tasks: set[asyncio.Task[None]] = set()
         self.framing = framing
         self.report = report
         self.session_id = ""
@@ -167,6 +178,9 @@ class _Connection:
             self.downlink = Downlink(message.audio_params.sample_rate)
             self.hello.set()
             return
+        if isinstance(message, McpOut):
+            self._mcp(message.payload)
+            return
         turn = self.turn
         if turn is None:
             return
@@ -185,6 +199,23 @@ class _Connection:
             self.report(f"alert: {message.status}: {message.message}")
         else:
             self.report(f"{type(message).__name__.lower()} message: {message}")
+
+    def _mcp(self, payload: object) -> None:
+        """Answer the runtime's MCP request as the firmware's McpServer does (in order,
+        each in its own task so a slow camera does not hold up the socket)."""
+        tools = self.tools
+        if tools is None:
+            return
+
+        async def answer() -> None:
+            reply = await tools.handle(payload)
+            if reply is not None and not self.closed.is_set():
+                with contextlib.suppress(ConnectionClosed):
+                    await self.ws.send(Mcp(reply).to_json(self.session_id))
+
+        task = asyncio.create_task(answer())
+        self._mcp_tasks.add(task)
+        task.add_done_callback(self._mcp_tasks.discard)
 
     def _tts(self, turn: TurnResult, message: Tts, now: float) -> None:
         if message.state == TtsState.START:
@@ -243,6 +274,8 @@ class SimulatedDevice:
         hello_timeout: float = HELLO_TIMEOUT_S,
         pace: float = 1.0,
         report: Reporter | None = None,
+        tools: SimulatedTools | None = None,
+        mcp: bool = True,
     ) -> None:
         self.runtime_url = runtime_url.rstrip("/")
         self.identity = identity
@@ -255,6 +288,10 @@ class SimulatedDevice:
         self.report: Reporter = report or (lambda _line: None)
         self.connection: _Connection | None = None
         self.turns: list[TurnResult] = []
+        # The Dot's MCP tools (volume, brightness, status, camera); None: no MCP at all.
+        if tools is None and mcp:
+            tools = SimulatedTools(firmware_version=identity.firmware_version, report=self.report)
+        self.tools = tools
         self._uplink = Uplink()
 
     # --- provisioning ------------------------------------------------------------
@@ -362,9 +399,10 @@ class SimulatedDevice:
             raise SimulatorError(f"WebSocket upgrade refused with HTTP {status}") from exc
         except (OSError, TimeoutError) as exc:
             raise SimulatorError(f"cannot reach {self.websocket_url}: {exc}") from exc
-        connection = _Connection(ws, framing_for(self.version), self.report)
+        connection = _Connection(ws, framing_for(self.version), self.report, self.tools)
         self.connection = connection
-        await connection.send_json(Hello(version=self.version, features={"mcp": True}).to_json())
+        features = {"mcp": True} if self.tools is not None else {}
+        await connection.send_json(Hello(version=self.version, features=features).to_json())
         if not await connection.wait(connection.hello.is_set, self.hello_timeout):
             await connection.close()
             raise HandshakeError(f"no server hello within {self.hello_timeout:g} s")

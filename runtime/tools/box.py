@@ -238,12 +238,14 @@ class StaticSource:
     handlers: dict[str, tuple[ToolDef, Callable[[dict[str, Any]], Any]]] = field(
         default_factory=dict
     )
+    # Hides a tool for now (a built-in the device's own tool makes redundant).
+    visible: Callable[[ToolDef], bool] = lambda _tool: True
 
     def add(self, tool: ToolDef, handler: Callable[[dict[str, Any]], Any]) -> None:
         self.handlers[tool.key] = (tool, handler)
 
     def tools(self) -> Sequence[ToolDef]:
-        return [tool for tool, _ in self.handlers.values()]
+        return [tool for tool, _ in self.handlers.values() if self.visible(tool)]
 
     async def invoke(self, tool: ToolDef, arguments: dict[str, Any]) -> ToolOutput:
         _, handler = self.handlers[tool.key]

@@ -94,6 +94,8 @@ revoke execute on function private.fill_owner_from_device() from public, anon, a
 -- the app/system info come from the firmware's OTA request body.
 -- memory_reset_at: the device's conversational memory is the last N completed
 -- voice_turns of its sessions after this instant (null = since forever).
+-- memory_facts: what the agent was asked to remember on this device (its
+-- remember/forget tools), at most 50 short strings; a memory reset empties it.
 create table public.device_state (
   device_id uuid primary key references public.devices (id) on delete cascade,
   user_id uuid not null,
@@ -115,6 +117,8 @@ create table public.device_state (
   desired_state_json jsonb not null default '{}'::jsonb,
   update_mode text not null default 'idle' check (update_mode in ('idle', 'checking', 'binding')),
   memory_reset_at timestamptz,
+  memory_facts jsonb not null default '[]'::jsonb
+    check (jsonb_typeof(memory_facts) = 'array' and jsonb_array_length(memory_facts) <= 50),
   updated_at timestamptz not null default now(),
   constraint device_state_device_owner_fkey foreign key (user_id, device_id)
     references public.devices (user_id, id) on delete cascade on update cascade

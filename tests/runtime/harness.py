@@ -38,6 +38,8 @@ class FakeDevice:
     token: str
     uuid: str
     agent: dict[str, Any] | None = None
+    facts: list[str] = field(default_factory=list)
+    firmware_version: str = "1.7.2"
 
 
 @dataclass
@@ -106,9 +108,15 @@ class FakePlatform:
             return JSONResponse(
                 {
                     "userId": USER_ID,
-                    "device": {"id": device.uuid, "name": "Dot TEST"},
+                    "device": {
+                        "id": device.uuid,
+                        "name": "Dot TEST",
+                        "firmwareVersion": device.firmware_version,
+                    },
                     "agent": device.agent,
                     "memory": self.memory_of(device.uuid),
+                    "facts": list(device.facts),
+                    "timezone": "Europe/Zurich",
                     "secrets": {},
                 }
             )
@@ -116,6 +124,15 @@ class FakePlatform:
             for device in self.devices.values():
                 if device.uuid == body["deviceId"]:
                     return JSONResponse({"agent": device.agent})
+            return JSONResponse({"error": "unknown"}, status_code=404)
+        if path == "/device-runtime/memory/facts":
+            for device in self.devices.values():
+                if device.uuid == body["deviceId"]:
+                    if body.get("forget"):
+                        device.facts = [f for f in device.facts if body["forget"] not in f]
+                    if body.get("remember"):
+                        device.facts.append(body["remember"])
+                    return JSONResponse({"facts": device.facts})
             return JSONResponse({"error": "unknown"}, status_code=404)
         if path == "/device-runtime/state":
             self.states.append((body["deviceId"], body["availability"]))

@@ -167,12 +167,14 @@ def demo(platform: Platform) -> str:
     return output
 
 
-def test_demo_holds_a_two_turn_conversation_with_memory(platform: Platform, demo: str) -> None:
+def test_demo_holds_a_conversation_with_memory_and_one_tool_turn(
+    platform: Platform, demo: str
+) -> None:
     output = demo
     assert "signed in as demo@opendot.local" in output
     assert re.search(r"claimed device .+ \([0-9a-f-]{36}\)", output), output
     assert "bound agent Demo agent" in output
-    first, second = _turns(output.split("\ntranscript\n", 1)[1])
+    first, second, third = _turns(output.split("\ntranscript\n", 1)[1])
     # What was said (espeak-ng into Whisper tiny.en: spelling may be American).
     heard_first, heard_second = first["you said"].lower(), second["you said"].lower()
     assert "green" in heard_first and "colo" in heard_first, output
@@ -184,11 +186,18 @@ def test_demo_holds_a_two_turn_conversation_with_memory(platform: Platform, demo
     recalled = second["reply"].split("Before that you said: ", 1)[1].lower()
     assert "green" in recalled, output
     assert "memory   : turn 2's reply recalls 'green' from turn 1" in output
-    for turn in (first, second):
+    # The tool turn: the labelled echo model calls the Dot's own volume tool over MCP.
+    assert "volume" in third["you said"].lower() and "30" in third["you said"], output
+    assert third["reply"].startswith("(echo tool demo) I asked the Dot to set the volume to 30")
+    assert (
+        "tool     : the model called the Dot's self.audio_speaker.set_volume {'volume': 30}; "
+        "the Dot's volume is now 30" in output
+    )
+    for turn in (first, second, third):
         _assert_timeline(turn)
         _decoded_all(turn)
         assert turn["socket"] == "closed by the runtime (1000 turn_complete)"
-    for index in (1, 2):
+    for index in (1, 2, 3):
         pcm, rate = read_wav(platform.workdir / "demo-replies" / f"demo-turn-{index}.wav")
         samples = np.frombuffer(pcm, dtype="<i2")
         assert rate == 24_000 and np.abs(samples).max() > 1000
