@@ -39,6 +39,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(("bench", "functions"), "opendot.bench.functions", "API cold import, requests, JWT"),
     Command(("bench", "ota"), "opendot.bench.ota", "OTA bootstrap and its clean-up"),
     Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs, engines", ENGINES),
+    Command(
+        ("bench", "tools"), "opendot.bench.tools", "tool-turn overhead, MCP handshake", RUNTIME
+    ),
     Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
     Command(("bench", "turns"), "opendot.bench.turns", "turn taking, barge-in", ENGINES),
     Command(("bench", "all"), "opendot.bench.all", "every benchmark, one summary", EVERYTHING),
