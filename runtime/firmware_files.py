@@ -22,6 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from runtime.api_client import ApiError, InternalApi
 from runtime.settings import RuntimeSettings
 from shared.firmware.links import DownloadGrant, link_key, verify
+from shared.internal_api import FirmwareDownloaded, Ok
 
 log = logging.getLogger("opendot.runtime.firmware")
 _SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -70,9 +71,12 @@ class FirmwareFiles:
 
     async def _report(self, grant: DownloadGrant) -> None:
         try:
-            await self.api.post(
+            await self.api.call(
                 "/firmware/downloaded",
-                {"rolloutId": str(grant.rollout_id), "deviceId": str(grant.device_id)},
+                FirmwareDownloaded(
+                    rollout_id=str(grant.rollout_id), device_id=str(grant.device_id)
+                ),
+                Ok,
             )
         except ApiError as exc:  # progress is informative; the Dot's next OTA tells the rest
             log.warning("could not record a firmware download: %s", exc)

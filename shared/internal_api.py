@@ -181,6 +181,13 @@ class DeviceConfig(WireModel):
     agent: dict[str, Any] | None = None
 
 
+class FirmwareDownloaded(WireModel):
+    """A Dot fetched the whole file of a rollout's release (the runtime served it)."""
+
+    rollout_id: str = Field(min_length=1, max_length=64)
+    device_id: str = Field(min_length=1, max_length=64)
+
+
 # --- browsers ------------------------------------------------------------------------------
 
 

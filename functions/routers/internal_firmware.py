@@ -8,24 +8,18 @@ names. Idempotent; an unknown pair is simply not recorded.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import Field
 
 from functions import firmware_store
 from functions.agents_store import parse_uuid
 from functions.deps import InternalDb
 from functions.errors import NotFound
-from functions.models import Ok, RequestBody
+from shared.internal_api import FirmwareDownloaded, Ok
 
 router = APIRouter(prefix="/api/internal/firmware", tags=["internal"])
 
 
-class DownloadedBody(RequestBody):
-    rollout_id: str = Field(min_length=1, max_length=64)
-    device_id: str = Field(min_length=1, max_length=64)
-
-
 @router.post("/downloaded", response_model=Ok)
-async def downloaded(body: DownloadedBody, conn: InternalDb) -> Ok:
+async def downloaded(body: FirmwareDownloaded, conn: InternalDb) -> Ok:
     rollout_id, device_id = parse_uuid(body.rollout_id), parse_uuid(body.device_id)
     if rollout_id is None or device_id is None:
         raise NotFound("Rollout or device not found.")
