@@ -43,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
         ("bench", "tools"), "opendot.bench.tools", "tool-turn overhead, MCP handshake", RUNTIME
     ),
     Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
+    Command(("bench", "console"), "opendot.bench.console", "web console: JS, history, cold load"),
     Command(("bench", "turns"), "opendot.bench.turns", "turn taking, barge-in", ENGINES),
     Command(("bench", "all"), "opendot.bench.all", "every benchmark, one summary", EVERYTHING),
 )

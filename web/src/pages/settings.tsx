@@ -301,6 +301,7 @@ function Secrets() {
                         action: "Delete secret",
                         onConfirm: async () => {
                           await call((c) => c.DELETE("/api/secrets/{name}", { params: { path: { name: s.name } } }));
+                          setDone(null);
                           invalidate(keys.secrets);
                         },
                       })
