@@ -38,6 +38,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("bench", "db"), "opendot.bench.db", "RLS query latency at scale"),
     Command(("bench", "functions"), "opendot.bench.functions", "API cold import, requests, JWT"),
     Command(("bench", "ota"), "opendot.bench.ota", "OTA bootstrap and its clean-up"),
+    Command(("bench", "firmware"), "opendot.bench.firmware", "OTA answer with rollouts at scale"),
     Command(("bench", "audio"), "opendot.bench.audio", "per-frame audio costs, engines", ENGINES),
     Command(
         ("bench", "tools"), "opendot.bench.tools", "tool-turn overhead, MCP handshake", RUNTIME

@@ -49,6 +49,7 @@ BENCHES: tuple[Bench, ...] = (
         "opendot.bench.functions",
         ("--requests", "50", "--rounds", "2", "--imports", "2"),
     ),
+    Bench("firmware", "opendot.bench.firmware"),
     Bench("audio", "opendot.bench.audio"),
     Bench("runtime", "opendot.bench.runtime"),
 )

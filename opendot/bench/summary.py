@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-ISSUES = {"db": 2, "functions": 3, "audio": 4, "suite": 5, "runtime": 7}
+ISSUES = {"db": 2, "functions": 3, "audio": 4, "suite": 5, "runtime": 7, "firmware": 17}
 
 # The original Node runtime behind zero-latency fakes (issue 7's figures).
 NODE_LATENCY_P50_MS = 16.0
@@ -334,10 +334,41 @@ def _lifetime(life: Mapping[str, Any], quick: bool) -> list[Row]:
     return rows
 
 
+def _firmware(results: Any, quick: bool) -> list[Row]:
+    goal = number(get(results, "goal_delta_p50_ms")) or 1.0
+    rows = [
+        report("firmware", "OTA answer today p50", get(results, "cases.today.p50_ms"), "ms"),
+        report("firmware", "OTA answer today p99", get(results, "cases.today.p99_ms"), "ms"),
+    ]
+    for case, label in (
+        ("no_rollout", "no rollout for the board"),
+        ("offered", "offered a release"),
+        ("updated", "reporting the new version"),
+    ):
+        rows.append(
+            limit(
+                "firmware",
+                f"OTA answer, {label}: p50 - today",
+                get(results, f"cases.{case}.delta_p50_ms"),
+                "ms",
+                "<",
+                goal,
+                f"p99 {shown(number(get(results, f'cases.{case}.p99_ms')), 'ms')}",
+            )
+        )
+    rows.append(
+        report(
+            "firmware", "firmware_offer SQL p50", get(results, "firmware_offer_sql.p50_ms"), "ms"
+        )
+    )
+    return rows
+
+
 Summariser = Callable[[Any, bool], list[Row]]
 SUMMARISERS: dict[str, Summariser] = {
     "db": _db,
     "functions": _functions,
+    "firmware": _firmware,
     "audio": _audio,
     "runtime": _runtime,
 }

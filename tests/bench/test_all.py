@@ -43,7 +43,13 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_only_selects_in_suite_order_and_refuses_unknown_names() -> None:
-    assert [b.name for b in suite.selected(None)] == ["db", "functions", "audio", "runtime"]
+    assert [b.name for b in suite.selected(None)] == [
+        "db",
+        "functions",
+        "firmware",
+        "audio",
+        "runtime",
+    ]
     assert [b.name for b in suite.selected("runtime, db")] == ["runtime", "db"]
     with pytest.raises(SystemExit, match="unknown bench"):
         suite.selected("db,gpu")
@@ -255,3 +261,20 @@ def test_from_json_refuses_a_file_that_is_not_a_saved_run(
     args = build_parser(argv).parse_args(argv)
     assert suite.run(args) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_firmware_rows_judge_each_case_against_today() -> None:
+    results = {
+        "goal_delta_p50_ms": 1.0,
+        "cases": {
+            "today": {"p50_ms": 2.0, "p99_ms": 5.0},
+            "no_rollout": {"p50_ms": 2.2, "p99_ms": 5.1, "delta_p50_ms": 0.2},
+            "offered": {"p50_ms": 3.5, "p99_ms": 6.0, "delta_p50_ms": 1.5},
+            "updated": {"p50_ms": 2.4, "p99_ms": 5.5, "delta_p50_ms": 0.4},
+        },
+        "firmware_offer_sql": {"p50_ms": 0.3},
+    }
+    rows = by_metric(SUMMARISERS["firmware"](results, False))
+    assert rows["OTA answer, no rollout for the board: p50 - today"].verdict == "met"
+    assert rows["OTA answer, offered a release: p50 - today"].verdict == "NOT met"
+    assert rows["firmware_offer SQL p50"].verdict == "reported"
