@@ -60,3 +60,13 @@ def build_app_image(version: str, size: int, *, project: str = "xiaozhi", fill: 
         raise ValueError(f"an app image is at least {len(head)} bytes")
     body = bytes((fill + i) % 251 for i in range(size - len(head)))
     return head + body
+
+
+if __name__ == "__main__":  # `python -m shared.firmware.image 1.1.0 out.bin`: an image to try
+    import sys
+
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python -m shared.firmware.image VERSION OUT.bin")
+    with open(sys.argv[2], "wb") as out:
+        out.write(build_app_image(sys.argv[1], 256 * 1024))
+    print(f"wrote {sys.argv[2]}: a 256 KiB app image that says it is version {sys.argv[1]}")

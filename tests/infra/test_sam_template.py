@@ -27,6 +27,8 @@ SECRET_VARIABLES = (
     "OPENDOT_SESSION_SECRET",
     "OPENDOT_SECRETS_KEY",
     "SUPABASE_JWT_SECRET",
+    "OPENDOT_FIRMWARE_S3_ACCESS_KEY_ID",
+    "OPENDOT_FIRMWARE_S3_SECRET_ACCESS_KEY",
 )
 
 
@@ -169,6 +171,11 @@ def test_production_settings_accept_the_template_environment(
         "OPENDOT_SESSION_SECRET": "y" * 43,
         "OPENDOT_SECRETS_KEY": "A" * 43 + "=",
         "OPENDOT_SECRETS_REVISION": "1",
+        "OPENDOT_FIRMWARE_S3_ENDPOINT": "https://ref.supabase.co/storage/v1/s3",
+        "OPENDOT_FIRMWARE_S3_REGION": "eu-west-1",
+        "OPENDOT_FIRMWARE_S3_BUCKET": "opendot-firmware",
+        "OPENDOT_FIRMWARE_S3_ACCESS_KEY_ID": "a" * 32,
+        "OPENDOT_FIRMWARE_S3_SECRET_ACCESS_KEY": "b" * 64,
     }
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name, value in function["Environment"]["Variables"].items():
