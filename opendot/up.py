@@ -325,6 +325,9 @@ def _supervise(
         env = supervisor.child_env(api_port, runtime_port, args.console_port)
         if not env.get("OPENDOT_SECRETS_KEY"):
             env["OPENDOT_SECRETS_KEY"] = _local_secrets_key(args.data_dir or settings.data_dir)
+        if args.data_dir is not None:
+            # The API writes firmware files there and the runtime serves them.
+            env["OPENDOT_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
         for service in supervisor.services:
             supervisor.start(service, env)
             if not supervisor.wait_ready(service):

@@ -272,9 +272,9 @@ def test_firmware_rows_judge_each_case_against_today() -> None:
             "offered": {"p50_ms": 3.5, "p99_ms": 6.0, "delta_p50_ms": 1.5},
             "updated": {"p50_ms": 2.4, "p99_ms": 5.5, "delta_p50_ms": 0.4},
         },
-        "firmware_offer_sql": {"p50_ms": 0.3},
+        "firmware_offer_sql": {"p50_ms": 0.3, "server_p50_ms": 0.1},
     }
     rows = by_metric(SUMMARISERS["firmware"](results, False))
     assert rows["OTA answer, no rollout for the board: p50 - today"].verdict == "met"
     assert rows["OTA answer, offered a release: p50 - today"].verdict == "NOT met"
-    assert rows["firmware_offer SQL p50"].verdict == "reported"
+    assert rows["firmware_offer inside the server p50"].verdict == "reported"

@@ -10,7 +10,7 @@ import pytest
 
 from shared.firmware.image import build_app_image
 from tests.firmware.conftest import BOARD, make_dots, ota, upload
-from tests.functions.conftest import AppFactory, auth, signup
+from tests.functions.conftest import AppFactory, auth, internal_headers, signup
 
 
 @pytest.fixture
@@ -203,6 +203,13 @@ async def test_other_boards_pins_and_rollback(api: httpx.AsyncClient, database_u
         )
     ).json()["rollout"]
     assert (await ota(api, dot, "1.0.0"))["firmware"]["version"] == "1.1.0"
+    # Without its credential (a bare MAC anyone can send) a Dot hears nothing about it.
+    bare = await api.post(
+        "/api/internal/device-activations/bootstrap",
+        json={"deviceId": dot.mac, "userAgent": f"{BOARD}/1.0.0", "systemInfo": {}},
+        headers=internal_headers(),
+    )
+    assert bare.status_code == 200 and "firmware" not in bare.json()
     assert "firmware" not in await ota(api, other, "1.0.0", board="other-board")
     assert "firmware" not in await ota(api, dot, "1.2.0")  # never a downgrade uninvited
     assert "firmware" not in await ota(api, dot, "v1.0-dirty")  # the firmware could not compare
