@@ -34,7 +34,7 @@ function notify(e: Entry): void {
   for (const listener of [...e.listeners]) listener();
 }
 
-function load(key: string, e: Entry): Promise<unknown> {
+function load(e: Entry): Promise<unknown> {
   const loader = e.loader;
   if (!loader) return Promise.resolve(e.data);
   if (e.inflight) return e.inflight;
@@ -62,7 +62,6 @@ function load(key: string, e: Entry): Promise<unknown> {
   e.inflight = inflight;
   notify(e);
   void inflight.catch(() => undefined);
-  void key;
   return inflight;
 }
 
@@ -72,7 +71,7 @@ export function invalidate(...keys: string[]): void {
     if (!keys.some((k) => (k.endsWith(":") ? key.startsWith(k) : key === k))) continue;
     e.stale = true;
     e.inflight = undefined;
-    if (e.listeners.size) void load(key, e).catch(() => undefined);
+    if (e.listeners.size) void load(e).catch(() => undefined);
   }
 }
 
@@ -106,12 +105,12 @@ export function useResource<T>(
     const current = entry(key);
     const listener = (): void => setTick((n) => n + 1);
     current.listeners.add(listener);
-    if (current.stale && !current.inflight) void load(key, current).catch(() => undefined);
+    if (current.stale && !current.inflight) void load(current).catch(() => undefined);
     let timer: number | undefined;
     if (pollMs > 0) {
       timer = window.setInterval(() => {
         if (document.visibilityState === "visible" && !current.inflight) {
-          void load(key, current).catch(() => undefined);
+          void load(current).catch(() => undefined);
         }
       }, pollMs);
     }

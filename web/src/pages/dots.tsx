@@ -142,7 +142,9 @@ function DotCard({ device, agents, ask }: { device: Device; agents: Agent[]; ask
   const id = `dot-${device.id}`;
   const [renaming, setRenaming] = useState(false);
   const [name, setName] = useState(device.name);
-  const [agentId, setAgentId] = useState(device.boundAgentId ?? agents[0]?.id ?? "");
+  const [picked, setAgentId] = useState<string | null>(null);
+  // Agents may arrive after the card: default to the bound one, else the first.
+  const agentId = picked ?? device.boundAgentId ?? agents[0]?.id ?? "";
   const [follow, setFollow] = useState(device.followLatest);
   const action = useAction();
   const touched = (): void => invalidate(keys.devices);

@@ -122,6 +122,8 @@ function Conversation({ agentId }: { agentId: string }) {
         update(event.turnId, (t) => ({ ...t, audioChunks: t.audioChunks + 1 }));
         break;
       case "assistant_end":
+        // Cut short (the person spoke over it, or Stop): nothing more of it may play.
+        if (event.outcome === "interrupted" || event.outcome === "aborted") player.current.stop();
         setSpeaking(false);
         update(event.turnId, (t) => ({ ...t, outcome: event.outcome ?? "completed" }));
         break;
