@@ -112,6 +112,10 @@ def _validation_sentence(errors: list[Any]) -> str:
     if kind == "missing":
         return f"{field} is required." if field else "A JSON body is required."
     message = str(first.get("msg", "is not valid")).rstrip(".")
+    if kind == "value_error":
+        # Our own validators raise whole sentences naming their field: pass them on
+        # without pydantic's "Value error, " (the console shows them at the field).
+        return message.removeprefix("Value error, ") + "."
     return f"{field}: {message}." if field else f"{message}."
 
 

@@ -55,3 +55,15 @@ async def test_version_content_provider_options_and_bound_version(make_client: A
     assert following.json()["device"]["boundAgentVersion"] == 3
     state = (await client.get("/api/platform-state", headers=headers)).json()
     assert state["devices"][0]["boundAgentVersion"] == 3
+
+
+async def test_a_refused_timezone_reads_as_one_sentence(make_client: AppFactory) -> None:
+    client = await make_client()
+    user = await signup(client)
+    answer = await client.put(
+        "/api/settings", json={"timezone": "Mars/Olympus"}, headers=auth(user)
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "timezone must be an IANA time zone name, such as Europe/Zurich."
+    }
