@@ -13,6 +13,10 @@
   been scrubbed of the call's secrets.
 - Closing the generator (or cancelling its task) closes the response, which
   closes the connection of an unfinished stream.
+- Bodies are asked for uncompressed (`Accept-Encoding: identity`: PCM and SSE
+  gain nothing from gzip and every piece must be usable the moment it arrives)
+  and read decoded all the same, so a proxy that compresses anyway cannot feed
+  gzip bytes to the SSE parser or the PCM framer.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ def shared_client(*, allow_private: bool) -> httpx.AsyncClient:
             transport=GuardedTransport(allow_private=allow_private),
             trust_env=False,
             follow_redirects=False,
-            headers={"User-Agent": "OpenDot-runtime"},
+            headers={"User-Agent": "OpenDot-runtime", "Accept-Encoding": "identity"},
         )
         per_loop[allow_private] = client
     return client
@@ -206,14 +210,14 @@ async def _open(
             response = await client.send(request, stream=True)
             if response.status_code >= 400:
                 body = b""
-                async for piece in response.aiter_raw():
+                async for piece in response.aiter_bytes():
                     body += piece
                     if len(body) >= _ERROR_BODY_LIMIT:
                         break
                 raise status_error(
                     policy, response.status_code, body, response.headers.get("retry-after")
                 )
-            chunks = response.aiter_raw()
+            chunks = response.aiter_bytes()
             first = b""
             while not first:
                 try:

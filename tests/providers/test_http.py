@@ -227,3 +227,27 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+
+
+@respx.mock
+async def test_bodies_are_asked_uncompressed_and_read_decoded_anyway() -> None:
+    """A provider or proxy that gzips regardless must not feed gzip bytes to a parser."""
+    import gzip
+
+    body = b"data: " + b"x" * 4000 + b"\n\n"
+    route = respx.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=gzip.compress(body), headers={"Content-Encoding": "gzip"}
+        )
+    )
+    assert await read_all(shared_client(allow_private=False), request(), policy()) == body
+    assert route.calls.last.request.headers["accept-encoding"] == "identity"
+    route.mock(
+        return_value=httpx.Response(
+            400,
+            content=gzip.compress(b'{"error":{"message":"bad voice"}}'),
+            headers={"Content-Encoding": "gzip"},
+        )
+    )
+    with pytest.raises(ProviderBadRequest, match="bad voice"):
+        await read_all(shared_client(allow_private=False), request(), policy())
