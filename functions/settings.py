@@ -45,11 +45,6 @@ class ApiSettings(CommonSettings, FirmwareSettings):
         alias="PLATFORM_API_PORT",
         description="Port `opendot api` listens on.",
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default=["http://localhost:5173", "http://127.0.0.1:5173"],
-        alias="OPENDOT_CORS_ORIGINS",
-        description="Comma-separated dashboard origins allowed by CORS (never '*').",
-    )
     runtime_port: int = Field(
         default=DEFAULT_RUNTIME_PORT,
         alias="RUNTIME_PORT",
@@ -190,13 +185,6 @@ class ApiSettings(CommonSettings, FirmwareSettings):
         "X-Forwarded-For is believed (empty: never; Lambda needs none).",
     )
 
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
-        return value
-
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -219,8 +207,6 @@ class ApiSettings(CommonSettings, FirmwareSettings):
             self.runtime_public_http_url = f"http://localhost:{self.runtime_port}"
         if not self.runtime_public_ws_url.strip():
             self.runtime_public_ws_url = f"ws://localhost:{self.runtime_port}/voice"
-        if "*" in self.cors_origins:
-            raise SettingsError("OPENDOT_CORS_ORIGINS may not contain '*'; list the origins.")
         for name in ("session_ttl", "session_max_age"):
             try:
                 parse_duration(getattr(self, name))

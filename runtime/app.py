@@ -5,6 +5,11 @@ the HTTP routes (`runtime.routes`: /health, /metrics, /ota/, /ota/activate),
 the lifespan (`runtime.lifespan`: background tasks and the shutdown order) and
 the two sockets, WS /ws (devices) and WS /voice (browsers), which `RuntimeApp`
 dispatches on raw ASGI for speed.
+
+HTTP passes two pure ASGI middlewares first: CORS for the console's origins
+(OPENDOT_CORS_ORIGINS, the API's allow-list; never `*`), so a browser can read
+/health and the routes it calls, preflight included; then the body limit
+(RUNTIME_MAX_BODY_BYTES, 413 with a sentence, counted as the body streams).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from runtime import composition
 from runtime.api_client import ApiRefused, InternalApi
+from runtime.http_limits import BodyLimit
 from runtime.lifespan import Engines, lifespan
 from runtime.metrics import Gauge, Metrics
 from runtime.records import RecordSink
@@ -27,6 +35,7 @@ from runtime.session.context import PipelineFactory, RuntimeContext
 from runtime.session.memory import PendingTurns
 from runtime.session.socket import AsgiSocket, Receive, Scope, Send
 from runtime.settings import RuntimeSettings
+from runtime.tools import vision
 
 if TYPE_CHECKING:
     from runtime.realtime.services import RealtimeServices
@@ -86,6 +95,22 @@ def create_app(
     engines = Engines(state="loading" if warm else "off")
     http = Starlette(
         routes=routes(ctx, readiness or composition.readiness, _version(), engines),
+        middleware=[
+            # Outermost, so that a refusal below (413) still reaches the browser readably.
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+                allow_credentials=False,
+                max_age=600,
+            ),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                own_limit=frozenset({vision.PATH}),  # a photo: its route caps it at 2 MiB
+            ),
+        ],
         lifespan=lifespan(ctx, engines),
     )
     return RuntimeApp(ctx, http)
@@ -109,6 +134,7 @@ def _context(
         metrics,
         max_buffered=settings.records_buffer_max,
         flush_interval_s=settings.records_flush_interval_s,
+        stuck_after_s=settings.records_stuck_after_s,
         on_turns_persisted=pending.persisted,
     )
     ctx = RuntimeContext(
@@ -130,6 +156,14 @@ def _context(
             "opendot_records_buffered",
             "Records waiting for the API.",
             lambda: {(): float(records.pending)},
+        )
+    )
+    metrics.add_gauge(
+        Gauge(
+            "opendot_records_flusher_up",
+            "1 while the record flusher runs (or rides out an API outage); 0 when it is "
+            "dead or one pass is stuck.",
+            lambda: {(): 1.0 if records.healthy else 0.0},
         )
     )
     return ctx

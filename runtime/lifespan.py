@@ -5,7 +5,8 @@ Postgres listener for agent and memory changes (when a database is set), and
 the warm-up of the offline engines (when the real pipeline factory is used).
 On shutdown: drain the sessions (running turns may finish), stop the tasks,
 flush the records, cancel the sessions' own background work, close the API
-client.
+client and the shared provider HTTP clients (their pooled connections would
+otherwise be left to the garbage collector, with "unclosed" warnings).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -59,7 +61,7 @@ def lifespan(ctx: RuntimeContext, engines: Engines) -> Lifespan:
     async def run(_app: Starlette) -> AsyncIterator[None]:
         settings = ctx.settings
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(ctx.records.run(), name="records"),
+            ctx.records.start(),
             asyncio.create_task(sweep(ctx), name="idle-sweep"),
             asyncio.create_task(loop_lag(ctx.metrics), name="loop-lag"),
         ]
@@ -90,6 +92,9 @@ def lifespan(ctx: RuntimeContext, engines: Engines) -> Lifespan:
                 task.cancel()
             await asyncio.gather(*ctx.background, return_exceptions=True)
             await ctx.api.aclose()
+            http = sys.modules.get("runtime.providers.http")
+            if http is not None:  # only when a session ever built a cloud provider
+                await http.aclose_shared_clients()
 
     return run
 

@@ -9,7 +9,6 @@ dispatched on raw ASGI by `runtime.app.RuntimeApp`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -24,6 +23,7 @@ from runtime.api_client import ApiUnavailable
 from runtime.firmware_files import FirmwareFiles
 from runtime.lifespan import Engines
 from runtime.pipeline.errors import ProviderError
+from runtime.protocol.jsontext import load_value
 from runtime.providers.keys import KeyResolver
 from runtime.realtime.client_secret import client_secret
 from runtime.session.context import RuntimeContext
@@ -32,8 +32,6 @@ from runtime.tools import vision
 from shared.tools_config import normalize_tools
 
 log = logging.getLogger("opendot.runtime")
-
-MAX_OTA_BODY = 64 * 1024
 
 Readiness = Callable[[], Mapping[str, Any]]
 
@@ -57,7 +55,7 @@ def routes(
         Route(
             "/realtime/client-secret",
             partial(client_secret, ctx=ctx),
-            methods=["POST", "OPTIONS"],
+            methods=["POST"],  # the preflight is the CORS middleware's
         ),
         Route(
             "/ota/firmware/{token}",
@@ -69,7 +67,7 @@ def routes(
 
 
 async def health(
-    request: Request,
+    _request: Request,
     *,
     ctx: RuntimeContext,
     readiness: Readiness,
@@ -80,30 +78,24 @@ async def health(
         providers = dict(readiness())
     except Exception as exc:  # readiness must never break health
         providers = {"error": str(exc)}
-    draining = ctx.registry.draining
+    records = ctx.records.status()
+    # Not ok while draining, and not while records are being lost: a dead or stuck
+    # flusher saves no session, turn or event of any tenant until someone looks.
+    ok = not ctx.registry.draining and ctx.records.healthy
     return JSONResponse(
         {
-            "ok": not draining,
+            "ok": ok,
             "version": version,
             "sessions": ctx.registry.counts(),
             "providers": providers,
             "engines": engines.to_json(),
-            "recordsBuffered": ctx.records.pending,
+            "records": records,
+            "recordsBuffered": records["buffered"],
             "otaEndpoint": "/ota/",
             "deviceWebSocketEndpoint": "/ws",
         },
-        status_code=503 if draining else 200,
-        headers=_console_cors(request, ctx),
+        status_code=200 if ok else 503,
     )
-
-
-def _console_cors(request: Request, ctx: RuntimeContext) -> dict[str, str]:
-    """The console reads /health (which providers this runtime offers) from its own
-    origin: a plain GET, so the allow-listed origin in the answer is all CORS needs."""
-    origin = (request.headers.get("origin") or "").rstrip("/")
-    if not origin or origin not in ctx.settings.cors_origins:
-        return {"Vary": "Origin"}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
 async def metrics(_request: Request, *, ctx: RuntimeContext) -> Response:
@@ -130,6 +122,12 @@ async def ota(request: Request, *, ctx: RuntimeContext) -> Response:
 async def ota_activate(request: Request, *, ctx: RuntimeContext) -> Response:
     h = request.headers
     body = await _json_body(request)
+    # py-xiaozhi (a widely used third-party client) wraps the v2 fields in
+    # {"Payload": {...}}; the firmware sends them bare. Both must reach the API, or
+    # its serial number and HMAC are never checked.
+    wrapped = body.get("Payload", body.get("payload"))
+    if isinstance(wrapped, dict):
+        body = wrapped
     # Only the fields the activation needs: a device does not get to add its own.
     payload = {
         "deviceId": h.get("device-id"),
@@ -237,11 +235,10 @@ def _client_ip(request: Request) -> str | None:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The device's JSON object, cleaned like every device message (`protocol.text`);
+    {} for anything else. The size is bounded before this (`http_limits.BodyLimit`)."""
     body = await request.body()
-    if len(body) > MAX_OTA_BODY or not body.strip():
+    if not body.strip():
         return {}
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    loaded = load_value(body)
+    return loaded if isinstance(loaded, dict) else {}

@@ -81,6 +81,9 @@ def build_config(app: RuntimeApp, settings: RuntimeSettings, **overrides: Any) -
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "timeout_graceful_shutdown": settings.shutdown_drain_s + 5,
+        # uvicorn's default (5 s) equals py-xiaozhi's activation poll interval, so a poll
+        # now and then met a connection the server was closing (ServerDisconnectedError).
+        "timeout_keep_alive": settings.keep_alive_s,
         "log_level": settings.log_level.lower(),
         "access_log": False,
     }

@@ -7,13 +7,10 @@ memory or time is a setting, so tests can shrink it and operators can size it.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import NoDecode
 
 from shared.firmware.settings import FirmwareFileSettings
-from shared.settings import DEFAULT_API_PORT, DEFAULT_RUNTIME_PORT, CommonSettings, SettingsError
+from shared.settings import DEFAULT_API_PORT, DEFAULT_RUNTIME_PORT, CommonSettings
 
 
 class RuntimeSettings(CommonSettings, FirmwareFileSettings):
@@ -52,11 +49,6 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
         description="Proxies whose X-Forwarded-For/-Proto are trusted (uvicorn syntax).",
     )
 
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default=["http://localhost:5173", "http://127.0.0.1:5173"],
-        alias="OPENDOT_CORS_ORIGINS",
-        description="Comma-separated dashboard origins allowed by CORS (never '*').",
-    )
     realtime_append_ms: int = Field(
         default=120,
         alias="RUNTIME_REALTIME_APPEND_MS",
@@ -131,6 +123,13 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
         ge=1,
         description="Turns + events held while the API is unreachable; oldest events go first.",
     )
+    records_stuck_after_s: float = Field(
+        default=30.0,
+        alias="RUNTIME_RECORDS_STUCK_AFTER_S",
+        gt=0,
+        description="A record flush pass waiting longer than this is reported stuck "
+        "(/health not ok, opendot_records_flusher_up 0).",
+    )
     records_flush_interval_s: float = Field(
         default=0.2,
         alias="RUNTIME_RECORDS_FLUSH_INTERVAL_S",
@@ -142,6 +141,21 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
         alias="RUNTIME_BROWSER_SEND_QUEUE",
         ge=1,
         description="Messages queued to a browser before the turn waits for it (backpressure).",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        alias="RUNTIME_MAX_BODY_BYTES",
+        ge=1024,
+        description="Largest HTTP request body (OTA system info is about 2 KiB); larger ones "
+        "get 413, counted as the body arrives.",
+    )
+    keep_alive_s: float = Field(
+        default=75.0,
+        alias="RUNTIME_KEEP_ALIVE_S",
+        gt=0,
+        description="How long an idle HTTP connection stays open. Longer than any client "
+        "polls (activation every 3-5 s) and than a load balancer's idle timeout (60 s on "
+        "AWS ALB), so the other side closes first and no request meets a closing socket.",
     )
     max_frame_bytes: int = Field(
         default=64 * 1024, alias="RUNTIME_MAX_FRAME_BYTES", ge=1024, description="WS frame cap."
@@ -172,20 +186,6 @@ class RuntimeSettings(CommonSettings, FirmwareFileSettings):
     instance_id: str | None = Field(
         default=None, alias="RUNTIME_INSTANCE_ID", description="Name in session records."
     )
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
-        return value
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _no_wildcard(cls, value: list[str]) -> list[str]:
-        if "*" in value:
-            raise SettingsError("OPENDOT_CORS_ORIGINS may not contain '*'; list the origins.")
-        return value
 
     @field_validator("platform_api_internal_url")
     @classmethod

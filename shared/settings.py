@@ -8,10 +8,10 @@ are refused outside development so a forgotten `.env` cannot reach production.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where the two servers listen unless PLATFORM_API_PORT / RUNTIME_PORT say otherwise.
 # Each part reads the other's port too, so the URLs derived from it follow a move.
@@ -75,3 +75,22 @@ class CommonSettings(BaseOpenDotSettings):
         alias="OPENDOT_RUNTIME_INTERNAL_SECRET",
         description="Shared secret the runtime sends to the API's internal endpoints.",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=["http://localhost:5173", "http://127.0.0.1:5173"],
+        alias="OPENDOT_CORS_ORIGINS",
+        description="Comma-separated console origins allowed by CORS on the API and the "
+        "runtime (never '*').",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip().rstrip("/") for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcard_origin(self) -> Self:
+        if "*" in self.cors_origins:
+            raise SettingsError("OPENDOT_CORS_ORIGINS may not contain '*'; list the origins.")
+        return self

@@ -16,19 +16,14 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def load_object(
-    data: str | bytes, limit: int = MAX_JSON_BYTES
-) -> tuple[str, dict[str, Any]] | ProtocolError:
-    """Parse a JSON object with a string `type` -> (lower-case type, object).
+def load_value(data: str | bytes) -> Any | ProtocolError:
+    """Any JSON value, cleaned (`protocol.text`), or why it is not one.
 
-    This is where every device and browser JSON message enters the runtime, so its
-    strings are cleaned here (`protocol.text`): whatever a field ends up in (a
-    record, a log line, a prompt) holds only text that can be encoded and stored.
+    This is where device and browser JSON enters the runtime (socket messages and
+    OTA bodies), so its strings are cleaned here: whatever a field ends up in (a
+    record, a log line, a prompt, a call to the API) holds only text that can be
+    encoded and stored.
     """
-    if len(data) > limit:
-        return ProtocolError(
-            f"JSON message of {len(data)} bytes exceeds {limit}", CloseCode.MESSAGE_TOO_BIG
-        )
     if isinstance(data, bytes | bytearray | memoryview):
         try:
             data = bytes(data).decode("utf-8")
@@ -36,15 +31,28 @@ def load_object(
             return ProtocolError("JSON message is not valid UTF-8")
     try:
         # NaN and Infinity are not JSON; Python's parser takes them, httpx will not send them.
-        obj = json.loads(data, parse_constant=_no_constant)
+        value = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return ProtocolError("malformed JSON message")
-    if not isinstance(obj, dict):
-        return ProtocolError("JSON message is not an object")
     try:
-        obj = clean_json(obj)
+        return clean_json(value)
     except TooDeep:
         return ProtocolError(f"JSON message nested deeper than {MAX_DEPTH} levels")
+
+
+def load_object(
+    data: str | bytes, limit: int = MAX_JSON_BYTES
+) -> tuple[str, dict[str, Any]] | ProtocolError:
+    """Parse a JSON object with a string `type` -> (lower-case type, object)."""
+    if len(data) > limit:
+        return ProtocolError(
+            f"JSON message of {len(data)} bytes exceeds {limit}", CloseCode.MESSAGE_TOO_BIG
+        )
+    obj = load_value(data)
+    if isinstance(obj, ProtocolError):
+        return obj
+    if not isinstance(obj, dict):
+        return ProtocolError("JSON message is not an object")
     kind = obj.get("type")
     if not isinstance(kind, str) or not kind.strip():
         return ProtocolError("JSON message has no type")

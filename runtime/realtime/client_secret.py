@@ -11,10 +11,10 @@ provider itself.
 
 The provider call goes through the same guarded HTTP client as every provider
 call (netguard at connect time, no redirects, no proxies, errors scrubbed of the
-key). CORS: only the console origins in OPENDOT_CORS_ORIGINS get the
-`Access-Control-Allow-Origin` answer (and a preflight); any other origin gets a
-response its browser will not let the page read, and no secret is minted for a
-preflight.
+key). CORS is the runtime's one middleware (`runtime.app`): only the console
+origins in OPENDOT_CORS_ORIGINS get the `Access-Control-Allow-Origin` answer
+(and a preflight, which never reaches this handler, so no secret is minted for
+it); any other origin gets a response its browser will not let the page read.
 """
 
 from __future__ import annotations
@@ -37,34 +37,13 @@ from runtime.session.context import RuntimeContext
 log = logging.getLogger("opendot.runtime.realtime")
 
 MAX_BODY = 8 * 1024
-_CORS_HEADERS = "authorization, content-type"
 
 
-def _cors(request: Request, ctx: RuntimeContext) -> dict[str, str]:
-    origin = (request.headers.get("origin") or "").rstrip("/")
-    if not origin or origin not in ctx.settings.cors_origins:
-        return {}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-
-
-def _error(status: int, message: str, headers: dict[str, str]) -> Response:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
 
 
 async def client_secret(request: Request, *, ctx: RuntimeContext) -> Response:
-    cors = _cors(request, ctx)
-    if request.method == "OPTIONS":
-        if not cors:
-            return Response(status_code=403)
-        return Response(
-            status_code=204,
-            headers={
-                **cors,
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": _CORS_HEADERS,
-                "Access-Control-Max-Age": "600",
-            },
-        )
     body = await request.body()
     token: Any = None
     if len(body) <= MAX_BODY:
@@ -74,7 +53,7 @@ async def client_secret(request: Request, *, ctx: RuntimeContext) -> Response:
             parsed = None
         token = parsed.get("token") if isinstance(parsed, dict) else None
     if not isinstance(token, str) or not token.strip() or len(token) > 512:
-        return _error(400, 'A realtime session token is required: {"token": "od_vt_…"}.', cors)
+        return _error(400, 'A realtime session token is required: {"token": "od_vt_…"}.')
     client_ip = request.client.host.removeprefix("::ffff:") if request.client else None
     try:
         grant = await ctx.api.verify_voice(
@@ -84,12 +63,12 @@ async def client_secret(request: Request, *, ctx: RuntimeContext) -> Response:
             kind="realtime",
         )
     except ApiRefused:
-        return _error(401, "Realtime session token is invalid, expired, or already used.", cors)
+        return _error(401, "Realtime session token is invalid, expired, or already used.")
     except ApiUnavailable as exc:
         log.warning("realtime token verify unavailable: %s", exc)
-        return _error(503, "Platform API unavailable.", cors)
+        return _error(503, "Platform API unavailable.")
     if not is_speech_to_speech(grant.agent):
-        return _error(409, "This agent is not a speech-to-speech agent.", cors)
+        return _error(409, "This agent is not a speech-to-speech agent.")
     config = RealtimeConfig.from_agent(grant.agent)
     try:
         target = ctx.realtime.target(config, grant.secrets, grant.user_id)
@@ -111,16 +90,16 @@ async def client_secret(request: Request, *, ctx: RuntimeContext) -> Response:
         policy = CallPolicy(PROVIDER, timeout_s=15.0, max_retries=1, secrets=target.secrets)
         raw = await read_all(client, upstream, policy)
     except ConfigRefused as exc:
-        return _error(400, f"The agent's realtime provider cannot be used: {_reason(exc)}", cors)
+        return _error(400, f"The agent's realtime provider cannot be used: {_reason(exc)}")
     except ProviderError as exc:
         # The browser did nothing wrong: a refusal is the runtime's key or config (502).
         ctx.metrics.provider_errors.inc(stage="realtime_client_secret")
-        return _error(502, f"The realtime provider refused: {_reason(exc)}", cors)
+        return _error(502, f"The realtime provider refused: {_reason(exc)}")
     try:
         answer = json.loads(raw)
     except ValueError:
-        return _error(502, "The realtime provider answered with something that is not JSON.", cors)
-    return JSONResponse(answer, status_code=201, headers=cors)
+        return _error(502, "The realtime provider answered with something that is not JSON.")
+    return JSONResponse(answer, status_code=201)
 
 
 def _reason(exc: ProviderError) -> str:
