@@ -11,20 +11,20 @@ is harmless.
 
 The flusher serves every tenant, so no record may stop it. Records are cleaned
 when they are added (`protocol.text`: no lone surrogate or NUL can reach the
-encoder or PostgreSQL), and whatever else a record can still break — a value
-httpx cannot encode, a bug — costs that record only: the pass that raised finds
-the records that cannot be encoded and drops them (all of its batch when none is
-to blame, so the flusher always moves on), counts them as `poison`, logs the
-exception's type and the record ids (never their text), and goes on. `status()`
-says whether the flusher runs, retries, is stuck in one pass, or died; `/health`
-and `/metrics` report it.
+encoder or PostgreSQL), and whatever else a record can still do — break the
+internal API's contract, be refused by the API, fail to encode, hit a bug —
+costs that record only: a batch that fails for any reason but an unreachable
+API is split in halves until the records to blame stand alone, and those are
+dropped (counted as `refused` or `poison`; logged by id, never by content).
+An unexpected error in a pass is counted and the loop goes on. `status()` says
+whether the flusher runs, retries, is stuck in one pass, or died; `/health` and
+`/metrics` report it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,15 +42,6 @@ BACKOFF_MAX_S = 10.0
 # Records wrap device-supplied payloads (nested at most protocol.text.MAX_DEPTH) in a
 # few levels of their own.
 RECORD_MAX_DEPTH = 48
-
-
-def _encodable(record: Any) -> bool:
-    """Whether httpx can send `record` as JSON (its exact encoding rules)."""
-    try:
-        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True
 
 
 def _record_id(record: Any) -> str:
@@ -240,28 +231,19 @@ class RecordSink:
             while self._turns or self._events:
                 turns = list(self._turns)[:BATCH_TURNS]
                 events = list(self._events)[:BATCH_EVENTS]
-                call = self._api.post_records(turns, events)
-                delivered, gone = await self._deliver(call, turns + events)
+                await self._send_batch(turns, events)
                 # Remove exactly what was sent (or dropped): during the await new records
                 # may have arrived and old ones may have been dropped to make room.
+                gone = {id(r) for r in turns} | {id(r) for r in events}
                 self._turns = deque(t for t in self._turns if id(t) not in gone)
                 self._events = deque(e for e in self._events if id(e) not in gone)
-                if not delivered:
-                    continue
-                self._metrics.records_sent.inc(len(turns), kind="turn")
-                self._metrics.records_sent.inc(len(events), kind="event")
-                if self._on_turns_persisted is not None and turns:
-                    try:
-                        self._on_turns_persisted([str(t.get("id")) for t in turns])
-                    except Exception as exc:
-                        log.error("turns-persisted hook failed (%s)", type(exc).__name__)
                 # A session may have started while that batch was in flight: the API
                 # refuses records of a session it has not seen opened.
                 await self._send_opens()
             for session_id, body in list(self._closes.items()):
                 if session_id in self._opens:
                     continue
-                await self._deliver(self._api.close_session(body), [body])
+                await self._send_one(self._api.close_session, body)
                 self._closes.pop(session_id, None)
         except ApiError as exc:
             self._metrics.api_errors.inc(endpoint="records")
@@ -273,31 +255,72 @@ class RecordSink:
         """Open every session waiting to be opened, those that start meanwhile included."""
         while self._opens:
             session_id, body = next(iter(self._opens.items()))
-            await self._deliver(self._api.open_session(body), [body])
+            await self._send_one(self._api.open_session, body)
             self._opens.pop(session_id, None)
 
-    async def _deliver(self, call: Awaitable[None], records: list[Any]) -> tuple[bool, set[int]]:
-        """Await one API call carrying `records` -> (accepted, `id()`s out of the buffer).
-
-        An `ApiError` other than a refusal propagates (retry later). A refusal drops
-        the call's records. Anything else is a poison record: the records that cannot
-        be encoded are dropped, or all of them when none is to blame.
-        """
+    async def _send_one(
+        self, post: Callable[[dict[str, Any]], Awaitable[None]], body: dict[str, Any]
+    ) -> None:
+        """Send a session open or close; one that is refused or breaks is dropped."""
         try:
-            await call
+            await post(body)
         except ApiRefused as exc:
-            # A 4xx will not get better with retries; drop that batch and say so loudly,
-            # so a contract mismatch cannot wedge the buffer.
-            log.error("internal API refused records: %s", exc)
-            self._metrics.api_errors.inc(endpoint="records_refused")
-            return False, {id(r) for r in records}
+            self._refused(exc, [body])
         except ApiError:
             raise
         except Exception as exc:
-            bad = [r for r in records if not _encodable(r)] or records
-            self._poisoned("send", exc, bad)
-            return False, {id(r) for r in bad}
-        return True, {id(r) for r in records}
+            self._poisoned("send", exc, [body])
+
+    async def _send_batch(self, turns: list[Any], events: list[Any]) -> None:
+        """Send a batch; every record in it is then sent or dropped.
+
+        An unreachable API (`ApiUnavailable`) propagates: the whole batch is retried
+        later (the endpoint is idempotent, so halves already sent do no harm). A batch
+        the API refuses, or that fails for any other reason, is split in halves until
+        the records to blame stand alone; only those are dropped, so one bad record
+        costs itself and not the other sessions' records batched with it.
+        """
+        try:
+            await self._api.post_records(turns, events)
+        except ApiRefused as exc:
+            failure: Exception = exc
+        except ApiError:
+            raise
+        except Exception as exc:
+            failure = exc
+        else:
+            self._metrics.records_sent.inc(len(turns), kind="turn")
+            self._metrics.records_sent.inc(len(events), kind="event")
+            if self._on_turns_persisted is not None and turns:
+                try:
+                    self._on_turns_persisted([str(t.get("id")) for t in turns])
+                except Exception as exc:
+                    log.error("turns-persisted hook failed (%s)", type(exc).__name__)
+            return
+        if len(turns) + len(events) == 1:
+            if isinstance(failure, ApiRefused):
+                self._refused(failure, [*turns, *events])
+            else:
+                self._poisoned("send", failure, [*turns, *events])
+            return
+        records = [*turns, *events]
+        turn_ids = {id(t) for t in turns}
+        middle = len(records) // 2
+        for half in (records[:middle], records[middle:]):
+            await self._send_batch(
+                [r for r in half if id(r) in turn_ids], [r for r in half if id(r) not in turn_ids]
+            )
+
+    def _refused(self, exc: ApiRefused, records: list[Any]) -> None:
+        # A 4xx will not get better with retries; drop the record and say so loudly, so
+        # a contract mismatch cannot wedge the buffer.
+        log.error(
+            "internal API refused record %s (%s)",
+            ", ".join(_record_id(r) for r in records),
+            exc.status,
+        )
+        self._metrics.api_errors.inc(endpoint="records_refused")
+        self._metrics.records_dropped.inc(len(records), kind="refused")
 
     def _poisoned(self, where: str, exc: BaseException, records: list[Any]) -> None:
         self._metrics.records_dropped.inc(len(records), kind="poison")

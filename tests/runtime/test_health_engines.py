@@ -59,4 +59,7 @@ async def test_a_failed_warm_up_still_ends_loading(monkeypatch: pytest.MonkeyPat
 
 async def test_no_preloading_says_off() -> None:
     app = create_app(runtime_settings(RUNTIME_WARM_LOCAL_ENGINES=False))
-    assert await _engines(app) == {"state": "off", "loaded": []}
+    # Served with its lifespan, as uvicorn does (without it nothing flushes records,
+    # and /health says so).
+    async with app.http.router.lifespan_context(app.http):
+        assert await _engines(app) == {"state": "off", "loaded": []}

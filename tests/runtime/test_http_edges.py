@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -185,7 +186,8 @@ async def test_health_and_metrics_report_a_dead_or_stuck_record_flusher() -> Non
         assert "opendot_records_flusher_up 1" in (await http.get("/metrics")).text
         records = rt.app.ctx.records
         hang.set()
-        records.add_event({"id": "e1", "sessionId": "s", "kind": "k", "payload": {}})
+        event = {"id": str(uuid.uuid4()), "sessionId": str(uuid.uuid4()), "kind": "probe"}
+        records.add_event({**event, "payload": {}})
         for _ in range(int(200 * T)):
             if records.status()["state"] == "stuck":
                 break

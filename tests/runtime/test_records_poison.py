@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.api_client import ApiRefused
 from runtime.metrics import Metrics
 from runtime.pipeline.doubles import double_pipeline, loud_frame, silence_frame
 from runtime.protocol.device import ListenMode, ListenState
@@ -43,6 +44,8 @@ class Api:
 
         if self.fail_with is not None:
             raise self.fail_with
+        if any(r.get("breaks_contract") for r in [*turns, *events]):
+            raise ApiRefused(422, "a record breaks the contract")
         json.dumps([turns, events], ensure_ascii=False, allow_nan=False).encode()
         self.turns += turns
         self.events += events
@@ -82,6 +85,20 @@ async def test_a_poison_record_is_dropped_and_the_flusher_goes_on() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert sink.status()["state"] == "dead"
+
+
+async def test_a_refused_record_costs_itself_not_its_batch() -> None:
+    api, metrics = Api(), Metrics()
+    sink = RecordSink(api, metrics)
+    for i in range(7):
+        sink.add_turn({"id": f"t{i}", "breaks_contract": i == 4})
+        sink.add_event({"id": f"e{i}"})
+    assert await sink.flush_once()
+    assert [t["id"] for t in api.turns] == ["t0", "t1", "t2", "t3", "t5", "t6"]
+    assert len(api.events) == 7
+    assert metrics.records_dropped.get(kind="refused") == 1
+    assert metrics.records_sent.get(kind="turn") == 6
+    assert sink.pending == 0
 
 
 async def test_a_lone_surrogate_on_the_wire_does_not_stop_record_keeping() -> None:
