@@ -13,9 +13,13 @@ async def test_health_answers_listed_origins_only() -> None:
         _env_file=None, OPENDOT_CORS_ORIGINS="http://console.test", WARM_LOCAL_ENGINES=False
     )
     app = create_app(settings, readiness=lambda: {"local": True})
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://runtime.test"
-    ) as client:
+    # With its lifespan, as served (without it no record is flushed and /health says so).
+    async with (
+        app.http.router.lifespan_context(app.http),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://runtime.test"
+        ) as client,
+    ):
         allowed = await client.get("/health", headers={"Origin": "http://console.test"})
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "http://console.test"

@@ -16,6 +16,7 @@ from runtime.pipeline.doubles import double_pipeline
 from runtime.providers.http import shared_client
 from runtime.server import build_config
 from runtime.settings import RuntimeSettings
+from runtime.tools import vision
 from tests.conftest import TEST_TIME_UNIT
 from tests.runtime.harness import FakePlatform, running_runtime
 from tests.runtime.harness import test_settings as runtime_settings
@@ -104,6 +105,9 @@ async def test_bodies_over_the_limit_get_413_with_a_sentence_ota_included() -> N
         ok = await http.post("/ota/", json=system_info, headers=headers)
         assert ok.status_code == 200 and ok.json()["websocket"]["url"].endswith("/ws")
         assert platform.bootstraps[-1]["systemInfo"] == system_info
+        # The camera upload bounds its own body (2 MiB, in the firmware's answer format).
+        photo = await http.post(vision.PATH, content=b"\xff" * (4 * limit))
+        assert photo.status_code == 401 and photo.json()["success"] is False
 
 
 async def test_ota_bodies_are_cleaned_before_they_reach_the_api() -> None:
