@@ -237,6 +237,19 @@ def test_pair_a_simulated_dot_and_see_its_turn_in_history(page: Any, stack: Stac
     page.locator("table.stats tr[data-stage=stt_final]").wait_for()
     screenshot(page, "history")
 
+    # What loses something asks first: reset its memory, unbind, remove.
+    go(page, "Dots")
+    card = page.locator("li.dot").first
+    card.get_by_role("button", name=re.compile("^Reset the memory of")).click()
+    page.get_by_role("dialog").get_by_role("button", name="Reset memory").click()
+    page.get_by_role("dialog").wait_for(state="detached")
+    card.get_by_role("button", name=re.compile("^Unbind")).click()
+    page.get_by_role("dialog").get_by_role("button", name="Unbind").click()
+    card.get_by_text("none bound").wait_for()
+    card.get_by_role("button", name=re.compile("^Remove")).click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove Dot").click()
+    page.get_by_text("No Dots yet").wait_for()
+
 
 def test_api_keys_secrets_and_timezone(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
