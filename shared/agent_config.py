@@ -377,7 +377,8 @@ _REALTIME: Final[dict[str, Any]] = {
     },
 }
 REALTIME_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
-    "provider": ("openai", "azure"),
+    # echo: the labelled offline stand-in (local Whisper, an echo, Piper), as for the LLM.
+    "provider": ("openai", "azure", "echo"),
     "fallback": ("none", "pipeline"),
     # Suggestions: any model (an Azure deployment, a compatible server's name) is allowed.
     "model": ("gpt-realtime-2", "gpt-realtime-mini"),

@@ -58,7 +58,6 @@ from runtime.protocol.realtime_session import (
     MessageItem,
     SessionConfig,
 )
-from runtime.realtime.connection import RealtimeConnection
 
 log = logging.getLogger("opendot.runtime.realtime")
 
@@ -66,7 +65,22 @@ UPLINK_RATE = 16_000
 PENDING_AUDIO_S = 5.0  # audio kept while connecting; older audio is dropped
 KEEP_ITEMS = 8  # output items whose audio length is remembered (for truncation)
 
-Connector = Callable[[], Awaitable[RealtimeConnection]]
+
+class Connection(Protocol):
+    """A provider socket (`connection.RealtimeConnection`, `loopback.LoopbackConnection`)."""
+
+    messages_sent: int
+    bytes_sent: int
+
+    async def send(self, text: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def close(self) -> None: ...
+
+
+Connector = Callable[[], Awaitable[Connection]]
+_APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
 class BridgeListener(Protocol):
@@ -128,9 +142,9 @@ class RealtimeBridge:
         self._resampler: StreamResampler | None = None
         self._batch = bytearray()
         self._out: deque[str] = deque()
-        self._pending_audio = 0  # append messages queued before the socket opened
+        self._pending_audio = 0  # bytes of audio queued before the socket opened
         self._wake = asyncio.Event()
-        self._conn: RealtimeConnection | None = None
+        self._conn: Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.state = "idle"  # idle | connecting | open | failed | closed
         self.error: ProviderError | None = None
@@ -203,22 +217,24 @@ class RealtimeBridge:
         if not self._batch:
             return
         self._send(AudioAppend(bytes(self._batch)).to_json())
-        self._batch.clear()
         if self.state == "connecting":
-            self._pending_audio += 1
-            limit = int(PENDING_AUDIO_S * PCM_RATE * 2 / self._append_bytes) + 1
-            if self._pending_audio > limit:
+            self._pending_audio += len(self._batch)
+            while self._pending_audio > PENDING_AUDIO_S * self._session.input_rate * 2:
                 self._drop_oldest_append()
+        self._batch.clear()
 
     def _drop_oldest_append(self) -> None:
         for index, text in enumerate(self._out):
-            if text.startswith('{"type":"input_audio_buffer.append"'):
+            if text.startswith(_APPEND_PREFIX):
                 del self._out[index]
-                self._pending_audio -= 1
+                self._pending_audio -= (len(text) - len(_APPEND_PREFIX) - 2) * 3 // 4
                 return
+        self._pending_audio = 0
 
     def commit(self, respond: bool = True) -> None:
         """End of the user's turn (manual listening): commit what was heard, and answer."""
+        if self._resampler is not None:
+            self._batch += self._resampler.flush()  # the filter's last ~25 ms of speech
         self._flush_batch()
         self._send(AudioCommit().to_json())
         if respond:
@@ -272,7 +288,7 @@ class RealtimeBridge:
         self._tasks.append(asyncio.create_task(self._write(conn), name="realtime-writer"))
         await self._read(conn)
 
-    async def _write(self, conn: RealtimeConnection) -> None:
+    async def _write(self, conn: Connection) -> None:
         out = self._out
         loop = asyncio.get_running_loop()
         try:
@@ -287,7 +303,7 @@ class RealtimeBridge:
         except ProviderError:
             return  # the reader sees the same close and reports it
 
-    async def _read(self, conn: RealtimeConnection) -> None:
+    async def _read(self, conn: Connection) -> None:
         while True:
             try:
                 message = await conn.recv()

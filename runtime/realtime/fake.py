@@ -86,11 +86,16 @@ _EAGERNESS_SILENCE_MS = {"low": 800, "medium": 500, "auto": 500, "high": 250}
 
 def echo_reply(conversation: list[MessageItem], transcript: str) -> str:
     said = [item.text for item in conversation if item.role == "user" and item.text]
-    text = f"You said: {transcript}." if transcript else "I did not hear anything."
+    text = f"You said: {_sentence(transcript)}" if transcript else "I did not hear anything."
     earlier = said[:-1] if said and said[-1] == transcript else said
     if earlier:
-        text += f" Before that you said: {earlier[-1]}."
+        text += f" Before that you said: {_sentence(earlier[-1])}"
     return text
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def tone(text: str, ms_per_char: float = 50.0, rate: int = PCM_RATE) -> bytes:
@@ -140,7 +145,7 @@ class FakeRealtime:
     def __init__(
         self,
         *,
-        transcript: str | Callable[[bytes], str] = "hello there",
+        transcript: str | Callable[[bytes], str | Awaitable[str]] = "hello there",
         reply: Callable[[list[MessageItem], str], str] = echo_reply,
         speak: Callable[[str], bytes] | None = None,
         ms_per_char: float = 50.0,
@@ -345,6 +350,8 @@ class FakeRealtime:
         session.commits += 1
         await self._emit(send, conn, BufferCommitted(item_id))
         heard = self.transcript(audio) if callable(self.transcript) else self.transcript
+        if not isinstance(heard, str):
+            heard = await heard
         session.conversation.append(MessageItem("user", heard))
         if session.config.transcription_model:
             seconds = len(audio) / 2 / PCM_RATE

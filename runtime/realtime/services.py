@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 
 from runtime.pipeline.interfaces import TTS, TtsOptions
 from runtime.realtime.config import RealtimeConfig
-from runtime.realtime.connection import RealtimeConnection, open_connection
+from runtime.realtime.connection import open_connection
 from runtime.realtime.target import RealtimeTarget, resolve_target
 
 if TYPE_CHECKING:
     from runtime.providers.netguard import Resolver
     from runtime.providers.settings import ProviderSettings
+    from runtime.realtime.bridge import Connection
 
 # language -> (apology, espeak-ng voice). The fallback is English.
 APOLOGIES: dict[str, tuple[str, str]] = {
@@ -118,5 +119,9 @@ class RealtimeServices:
     ) -> RealtimeTarget:
         return resolve_target(config, self.settings, secrets, user_id)
 
-    async def connect(self, target: RealtimeTarget) -> RealtimeConnection:
+    async def connect(self, target: RealtimeTarget) -> Connection:
+        if target.provider == "echo":
+            from runtime.realtime.loopback import connect_echo
+
+            return await connect_echo()
         return await open_connection(target, resolver=self.resolver)

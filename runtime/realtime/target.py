@@ -8,6 +8,8 @@ stage's `base_url` and `api_key_name` mean:
   (`https://<resource>.openai.azure.com/openai/v1`). Any other URL is an
   OpenAI-compatible server; it must be public unless the operator allows
   private addresses (`netguard`, checked again when the socket connects).
+- `echo` is the in-process stand-in on the offline engines (`loopback`): no
+  URL, no key.
 - `apiKeyName` names a user's stored secret or an operator key from the
   allow-list (`keys.KeyResolver`); an operator key is only sent to its origin.
   "" means no key (a compatible server that needs none; never OpenAI itself).
@@ -83,6 +85,8 @@ def resolve_target(
     user_id: str | None,
 ) -> RealtimeTarget:
     """The session's target; `ConfigRefused` says in a sentence why there is none."""
+    if config.provider == "echo":
+        return RealtimeTarget(provider="echo", base_url="loopback:", model="echo")
     custom = config.base_url.strip().rstrip("/")
     if config.provider == "azure" and not custom:
         raise ConfigRefused(

@@ -15,6 +15,7 @@ API and runtime URLs default to where `opendot up` serves them
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ QUESTIONS = (
     "Please set the volume to 30 percent.",
 )
 REMEMBERED = "green"  # what the second reply needs from the first turn
+REALTIME_AGENT = "Demo realtime agent"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out-dir", type=Path, help="write each reply as a WAV here")
     parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real-time microphone")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="talk to a speech-to-speech agent: OpenAI Realtime when OPENAI_API_KEY is set, "
+        "else the offline echo provider (the same bridge, local engines)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +124,17 @@ class PlatformClient:
                 return found
         return None
 
+    async def realtime_agent(self, provider: str) -> dict[str, Any]:
+        """The demo's speech-to-speech agent (created once), on `provider`."""
+        state = await self._call("GET", "/platform-state")
+        agent = next((a for a in state.get("agents", []) if a.get("name") == REALTIME_AGENT), None)
+        if agent is None:
+            created = await self._call("POST", "/agents", {"name": REALTIME_AGENT})
+            agent = created["agent"]
+        body = {"architecture": "speech_to_speech", "realtime": {"provider": provider}}
+        updated: dict[str, Any] = (await self._call("PUT", f"/agents/{agent['id']}", body))["agent"]
+        return updated
+
     async def bind(self, device_id: str, agent_id: str) -> dict[str, Any]:
         body = await self._call("PUT", f"/dot-devices/{device_id}", {"boundAgentId": agent_id})
         device: dict[str, Any] = body["device"]
@@ -171,15 +190,24 @@ async def run_demo(args: argparse.Namespace) -> int:
                 )
                 if not record:
                     raise PlatformError("the device is not in the demo user's account")
-                bound = await platform.bind(str(record["id"]), args.agent_id)
+                agent_id = args.agent_id
+                if args.realtime:
+                    provider = "openai" if os.environ.get("OPENAI_API_KEY") else "echo"
+                    agent_id = str((await platform.realtime_agent(provider))["id"])
+                    printer(f"speech-to-speech through the {provider} Realtime provider")
+                bound = await platform.bind(str(record["id"]), agent_id)
             except PlatformError as exc:
                 print(f"opendot demo: {exc}")
                 return 1
-            printer(f"bound agent {bound.get('boundAgentName') or args.agent_id}")
+            printer(f"bound agent {bound.get('boundAgentName') or agent_id}")
             turns = []
-            for question, pcm in zip(QUESTIONS, utterances, strict=True):
-                printer(f'you say: "{question}"')
-                turns.append(await device.turn(pcm))
+            try:
+                for question, pcm in zip(QUESTIONS, utterances, strict=True):
+                    printer(f'you say: "{question}"')
+                    turns.append(await device.turn(pcm))
+            finally:
+                if agent_id != args.agent_id:  # leave the Dot on the demo agent
+                    await platform.bind(str(record["id"]), args.agent_id)
     print()
     print("transcript")
     for turn in turns:

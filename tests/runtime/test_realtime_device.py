@@ -286,3 +286,30 @@ async def test_barge_in_flushes_the_device_and_truncates_to_what_was_played() ->
     assert first["outcome"] == "interrupted"
     cut = [e for e in platform.events if e["kind"] == "realtime_truncate"]
     assert cut and cut[0]["payload"]["playedMs"] == truncate.audio_end_ms
+
+
+async def test_azure_resource_with_an_allow_listed_operator_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    azure_key = "azure-operator-key-0123456789"
+    async with running_fake(FakeRealtime(api_key=azure_key, ms_per_char=15)) as fake:
+        resource = f"http://127.0.0.1:{fake.port}"
+        monkeypatch.setenv("AZURE_OPENAI_REALTIME_KEY", azure_key)
+        services = services_for(
+            fake.base_url,
+            OPENDOT_PROVIDER_KEY_NAMES=f"OPENAI_API_KEY,AZURE_OPENAI_REALTIME_KEY={resource}",
+        )
+        platform = FakePlatform()
+        agent = s2s_agent(
+            provider="azure",
+            baseUrl=f"{resource}/openai/v1",
+            apiKeyName="AZURE_OPENAI_REALTIME_KEY",
+            model="my-realtime-deployment",
+        )
+        device = platform.add_device(agent)
+        async with running_runtime(no_pipeline, platform, realtime=services) as rt:
+            client = await _one_turn(rt, device.token)
+        (session,) = fake.fake.sessions
+    assert session.headers["api-key"] == azure_key and "authorization" not in session.headers
+    assert session.query == "model=my-realtime-deployment"
+    assert _sentences(client) == ["You said: hello there."]

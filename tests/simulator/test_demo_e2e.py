@@ -245,6 +245,26 @@ def test_readme_simulate_line_talks_through_the_demo_device(platform: Platform, 
         _decoded_all(turn)
 
 
+def test_demo_realtime_speaks_through_the_offline_echo_provider(
+    platform: Platform, demo: str
+) -> None:
+    """No key: the demo's speech-to-speech agent runs on the in-process echo provider,
+    through the same Realtime bridge, events and records as OpenAI would."""
+    result = _cli(platform, "demo", "--realtime", timeout=240 * T)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "speech-to-speech through the echo Realtime provider" in output
+    assert "bound agent Demo realtime agent" in output
+    first, second, _volume = _turns(output.split("\ntranscript\n", 1)[1])
+    assert "green" in first["you said"].lower(), output
+    assert first["reply"].startswith("(echo) You said: ")
+    recalled = second["reply"].split("Before that you said: ", 1)[1].lower()
+    assert "green" in recalled, output  # the memory of the first socket, replayed as items
+    for turn in (first, second):
+        _decoded_all(turn)
+        assert turn["socket"] == "closed by the runtime (1000 turn_complete)"
+
+
 def test_demo_says_why_sign_in_failed(platform: Platform) -> None:
     wrong = _cli(platform, "demo", "--password", "not-the-password", timeout=60 * T)
     assert wrong.returncode == 1
