@@ -46,6 +46,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(("bench", "runtime"), "opendot.bench.runtime", "latency, concurrency, memory", ENGINES),
     Command(("bench", "console"), "opendot.bench.console", "web console: JS, history, cold load"),
     Command(("bench", "turns"), "opendot.bench.turns", "turn taking, barge-in", ENGINES),
+    Command(
+        ("bench", "realtime"), "opendot.bench.realtime", "speech-to-speech bridge costs", RUNTIME
+    ),
     Command(("bench", "all"), "opendot.bench.all", "every benchmark, one summary", EVERYTHING),
 )
 

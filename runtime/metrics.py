@@ -176,6 +176,13 @@ class Metrics:
             "How late a periodic timer fires: the wait any ready socket sees.",
             FINE_BUCKETS,
         )
+        self.realtime_bridge = Histogram(
+            "opendot_realtime_bridge_seconds",
+            "Speech-to-speech bridge legs: end of the user's turn -> commit written to the "
+            "provider (leg=commit); first provider audio -> first frame to the client "
+            "(leg=first_frame).",
+            FINE_BUCKETS,
+        )
         self.gauges: list[Gauge] = []
 
     def add_gauge(self, gauge: Gauge) -> None:
@@ -200,6 +207,7 @@ class Metrics:
             self.frame_lag,
             self.stage_latency,
             self.loop_lag,
+            self.realtime_bridge,
             *self.gauges,
         )
         for metric in metrics:

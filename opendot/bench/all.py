@@ -52,6 +52,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("firmware", "opendot.bench.firmware"),
     Bench("audio", "opendot.bench.audio"),
     Bench("runtime", "opendot.bench.runtime"),
+    Bench("realtime", "opendot.bench.realtime"),
 )
 
 

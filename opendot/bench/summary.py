@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-ISSUES = {"db": 2, "functions": 3, "audio": 4, "suite": 5, "runtime": 7, "firmware": 17}
+ISSUES = {
+    "db": 2,
+    "functions": 3,
+    "audio": 4,
+    "suite": 5,
+    "runtime": 7,
+    "realtime": 14,
+    "firmware": 17,
+}
 
 # The original Node runtime behind zero-latency fakes (issue 7's figures).
 NODE_LATENCY_P50_MS = 16.0
@@ -367,6 +375,76 @@ def _firmware(results: Any, quick: bool) -> list[Row]:
     return rows
 
 
+# Issue 14's targets (speech-to-speech).
+REALTIME_BRIDGE_P99_MS = 5.0
+REALTIME_SESSIONS = 300
+REALTIME_STREAMING_KIB = 256.0
+
+
+def _realtime(results: Any, quick: bool) -> list[Row]:
+    latency = section(results, "latency")
+    capacity = section(results, "capacity")
+    levels = get(capacity, "levels")
+    levels = levels if isinstance(levels, list) else []
+    highest = max((number(get(level, "sessions")) or 0 for level in levels), default=0)
+    level = next((lv for lv in levels if get(lv, "sessions") == 100), levels[0] if levels else {})
+    sessions = limit(
+        "realtime",
+        "S2S streaming devices on one core (probe <= 1.25x)",
+        get(capacity, "sustained_sessions"),
+        "",
+        ">=",
+        REALTIME_SESSIONS,
+        f"~{get(capacity, 'projected_sessions_per_core')} per full core by CPU",
+    )
+    if sessions.met is False and highest < REALTIME_SESSIONS:
+        sessions = replace(sessions, met=None, note=f"run stopped at {highest:.0f}")
+    return [
+        limit(
+            "realtime",
+            "provider audio delta -> first device frame p99 (in the runtime)",
+            get(latency, "runtime_share_p99_ms"),
+            "ms",
+            "<=",
+            REALTIME_BRIDGE_P99_MS,
+            f"p50 {get(latency, 'runtime_share_p50_ms')} ms",
+        ),
+        report(
+            "realtime",
+            "provider delta -> device frame p99 (both sockets)",
+            get(latency, "delta_to_first_frame_p99_ms"),
+            "ms",
+        ),
+        report(
+            "realtime",
+            "listen stop -> commit at the provider p99",
+            get(latency, "listen_stop_to_commit_p99_ms"),
+            "ms",
+        ),
+        sessions,
+        report(
+            "realtime",
+            "bytes/s to the provider per streaming session",
+            get(level, "provider_bytes_per_s_per_session"),
+            "B/s",
+        ),
+        report(
+            "realtime",
+            "messages/s to the provider per streaming session",
+            get(level, "provider_messages_per_s_per_session"),
+            "",
+        ),
+        limit(
+            "realtime",
+            "RSS per streaming S2S session",
+            get(results, "memory.streaming_kib_per_session"),
+            "KiB",
+            "<=",
+            REALTIME_STREAMING_KIB,
+        ),
+    ]
+
+
 Summariser = Callable[[Any, bool], list[Row]]
 SUMMARISERS: dict[str, Summariser] = {
     "db": _db,
@@ -374,6 +452,7 @@ SUMMARISERS: dict[str, Summariser] = {
     "firmware": _firmware,
     "audio": _audio,
     "runtime": _runtime,
+    "realtime": _realtime,
 }
 
 

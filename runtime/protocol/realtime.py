@@ -68,6 +68,7 @@ def _obj(value: object) -> Mapping[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class SessionUpdate:
+    TYPE: ClassVar[str] = "session.update"
     session: SessionConfig
 
     def to_json(self) -> str:
@@ -76,6 +77,7 @@ class SessionUpdate:
 
 @dataclass(frozen=True, slots=True)
 class AudioAppend:
+    TYPE: ClassVar[str] = "input_audio_buffer.append"
     pcm: bytes  # PCM16 LE mono at the session's input rate
 
     def to_json(self) -> str:
@@ -85,18 +87,23 @@ class AudioAppend:
 
 @dataclass(frozen=True, slots=True)
 class AudioCommit:
+    TYPE: ClassVar[str] = "input_audio_buffer.commit"
+
     def to_json(self) -> str:
         return '{"type":"input_audio_buffer.commit"}'
 
 
 @dataclass(frozen=True, slots=True)
 class AudioClear:
+    TYPE: ClassVar[str] = "input_audio_buffer.clear"
+
     def to_json(self) -> str:
         return '{"type":"input_audio_buffer.clear"}'
 
 
 @dataclass(frozen=True, slots=True)
 class ItemCreate:
+    TYPE: ClassVar[str] = "conversation.item.create"
     item: ConversationItem
     previous_item_id: str | None = None
 
@@ -111,6 +118,7 @@ class ItemCreate:
 class ItemTruncate:
     """The assistant item was heard only up to `audio_end_ms`: forget the rest."""
 
+    TYPE: ClassVar[str] = "conversation.item.truncate"
     item_id: str
     audio_end_ms: int
     content_index: int = 0
@@ -128,12 +136,15 @@ class ItemTruncate:
 
 @dataclass(frozen=True, slots=True)
 class ResponseCreate:
+    TYPE: ClassVar[str] = "response.create"
+
     def to_json(self) -> str:
         return '{"type":"response.create"}'
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseCancel:
+    TYPE: ClassVar[str] = "response.cancel"
     response_id: str | None = None
 
     def to_json(self) -> str:

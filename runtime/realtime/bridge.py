@@ -80,6 +80,7 @@ class Connection(Protocol):
 
 
 Connector = Callable[[], Awaitable[Connection]]
+_COMMIT = AudioCommit().to_json()
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
@@ -132,12 +133,15 @@ class RealtimeBridge:
         append_ms: int = 120,
         tools: ToolExecutor | None = None,
         on_protocol_error: Callable[[ProtocolError], None] | None = None,
+        on_commit_sent: Callable[[float], None] | None = None,
     ) -> None:
         self._connector = connector
         self._session = session
         self._listener = listener
         self._tools = tools
         self._on_protocol_error = on_protocol_error
+        self._on_commit_sent = on_commit_sent
+        self._commits_queued: deque[float] = deque()  # loop times of commits not yet sent
         self._append_bytes = max(2, PCM_RATE * 2 * append_ms // 1000 // 2 * 2)
         self._resampler: StreamResampler | None = None
         self._batch = bytearray()
@@ -151,7 +155,6 @@ class RealtimeBridge:
         self.response_id: str | None = None  # the response in progress
         self._item_audio: OrderedDict[str, int] = OrderedDict()  # item id -> PCM bytes received
         self.tool_calls_pending = 0
-        self.commit_sent_at: float | None = None  # loop time the last commit left (bench)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class RealtimeBridge:
         if self._resampler is not None:
             self._batch += self._resampler.flush()  # the filter's last ~25 ms of speech
         self._flush_batch()
+        self._commits_queued.append(asyncio.get_running_loop().time())
         self._send(AudioCommit().to_json())
         if respond:
             self._send(ResponseCreate().to_json())
@@ -296,8 +300,10 @@ class RealtimeBridge:
                 while out:
                     text = out.popleft()
                     await conn.send(text)
-                    if text == '{"type":"input_audio_buffer.commit"}':
-                        self.commit_sent_at = loop.time()
+                    if text == _COMMIT and self._commits_queued:
+                        queued = self._commits_queued.popleft()
+                        if self._on_commit_sent is not None:
+                            self._on_commit_sent(loop.time() - queued)
                 self._wake.clear()
                 await self._wake.wait()
         except ProviderError:
@@ -324,6 +330,10 @@ class RealtimeBridge:
             except Exception:
                 # A bug in one session's handling must not end its provider session.
                 log.exception("realtime event %s failed", event.TYPE)
+            if isinstance(event, AudioDelta):
+                # Let the writers run: a provider sends a whole reply's deltas in a burst,
+                # and the device's first packet must not wait for all of them to be encoded.
+                await asyncio.sleep(0)
 
     def _fail(self, error: ProviderError) -> None:
         if self.state in ("failed", "closed"):

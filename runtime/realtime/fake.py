@@ -117,6 +117,7 @@ class FakeSession:
     conversation: list[MessageItem] = field(default_factory=list)
     truncates: list[ItemTruncate] = field(default_factory=list)
     audio_bytes: int = 0
+    bytes_in: int = 0  # of every client message, as sent
     commits: int = 0
     responses: int = 0
     cancelled: int = 0
@@ -266,8 +267,9 @@ class FakeRealtime:
 
     async def _on_event(self, send: Send, conn: _Conn, text: str) -> None:
         session = conn.session
+        session.bytes_in += len(text)
         event = parse_client_event(text)
-        kind = json.loads(text).get("type", "?") if text.startswith("{") else "?"
+        kind = "?" if isinstance(event, ProtocolError) else event.TYPE
         session.received_at.append((str(kind), time.monotonic()))
         if isinstance(event, ProtocolError):
             await self._emit(send, conn, Error("invalid_request_error", event.message))

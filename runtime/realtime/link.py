@@ -152,6 +152,7 @@ class RealtimeLink:
             append_ms=host.ctx.settings.realtime_append_ms,
             tools=self.tools,
             on_protocol_error=self._protocol_error,
+            on_commit_sent=lambda s: host.ctx.metrics.realtime_bridge.observe(s, leg="commit"),
         )
         self.bridge.open(memory_items(host.memory.turns()))
 
@@ -237,6 +238,10 @@ class RealtimeLink:
         finally:
             if reply.timer is not None:
                 reply.timer.cancel()
+            marks = reply.marks.values
+            if "first_chunk" in marks and "first_audio" in marks:
+                first_frame = marks["first_audio"] - marks["first_chunk"]
+                host.ctx.metrics.realtime_bridge.observe(first_frame, leg="first_frame")
             turn.transcript = reply.transcript or reply.interim.strip()
             turn.reply_text = reply.reply_text
             if self.reply is reply:

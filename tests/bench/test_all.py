@@ -49,6 +49,7 @@ def test_only_selects_in_suite_order_and_refuses_unknown_names() -> None:
         "firmware",
         "audio",
         "runtime",
+        "realtime",
     ]
     assert [b.name for b in suite.selected("runtime, db")] == ["runtime", "db"]
     with pytest.raises(SystemExit, match="unknown bench"):
@@ -176,6 +177,25 @@ def test_runtime_rows_against_issue_7_targets() -> None:
     assert rows["lifetime: sessions opened and closed"].verdict == "met"
     assert rows["lifetime: RSS before -> after"].verdict == "NOT met"  # +14 %
     assert rows["lifetime: turn latency first -> last"].verdict == "met"  # at the bound
+
+
+def test_realtime_rows_against_issue_14_targets() -> None:
+    results = sample("realtime")  # a quick run on a busy shared machine
+    rows = by_metric(SUMMARISERS["realtime"](results, True))
+    bridge = rows["provider audio delta -> first device frame p99 (in the runtime)"]
+    assert bridge.target == "<= 5 ms"
+    assert bridge.value == results["latency"]["runtime_share_p99_ms"]
+    assert rows["RSS per streaming S2S session"].verdict == "met"
+    capacity = rows["S2S streaming devices on one core (probe <= 1.25x)"]
+    assert capacity.verdict == "n/a" and "stopped at 50" in capacity.note
+    traffic = rows["messages/s to the provider per streaming session"]
+    assert traffic.value == results["capacity"]["levels"][0]["provider_messages_per_s_per_session"]
+    full = copy.deepcopy(results)
+    full["capacity"]["levels"].append({"sessions": 400})
+    full["latency"]["runtime_share_p99_ms"] = 4.0
+    rows = by_metric(SUMMARISERS["realtime"](full, False))
+    assert rows["S2S streaming devices on one core (probe <= 1.25x)"].verdict == "NOT met"
+    assert rows["provider audio delta -> first device frame p99 (in the runtime)"].verdict == "met"
 
 
 @pytest.mark.parametrize("name", sorted(SUMMARISERS))

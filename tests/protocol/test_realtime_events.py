@@ -128,6 +128,7 @@ SERVER_EVENTS: list[ServerEvent] = [
 def test_client_events_round_trip_and_match_the_sdk_schema(event: Any) -> None:
     text = event.to_json()
     CLIENT.validate_python(json.loads(text))
+    assert json.loads(text)["type"] == event.TYPE
     assert parse_client_event(text) == event
 
 
