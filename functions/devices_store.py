@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from functions.agents_store import iso, parse_uuid
+from shared import internal_api
 
 _SELECT = """
 select d.id, d.user_id, d.display_name, d.model, d.serial_number, d.device_endpoint,
@@ -279,7 +280,8 @@ async def remove(conn: asyncpg.Connection, device_id: uuid.UUID) -> None:
 
 
 async def reset_memory(conn: asyncpg.Connection, device_id: uuid.UUID) -> bool:
-    """Forget the device's conversation from now (NOTIFY opendot_device_memory follows).
+    """Forget the device's conversation from now: its remembered facts go too (a trigger)
+    and NOTIFY opendot_device_memory tells the runtime holding it.
 
     Works for the owner under RLS and for the runtime as service role; False
     when the device does not exist (or is not the caller's).
@@ -287,8 +289,7 @@ async def reset_memory(conn: asyncpg.Connection, device_id: uuid.UUID) -> bool:
     updated = await conn.fetchval(
         "insert into public.device_state (device_id, memory_reset_at)"
         " select id, now() from public.devices where id = $1 and deleted_at is null"
-        " on conflict (device_id) do update set memory_reset_at = now(),"
-        " memory_facts = '[]'::jsonb, updated_at = now()"
+        " on conflict (device_id) do update set memory_reset_at = now(), updated_at = now()"
         " returning 1",
         device_id,
     )
@@ -296,7 +297,7 @@ async def reset_memory(conn: asyncpg.Connection, device_id: uuid.UUID) -> bool:
 
 
 MAX_FACTS = 50
-MAX_FACT_CHARS = 200
+MAX_FACT_CHARS = internal_api.MAX_FACT_CHARS
 
 
 async def facts(conn: asyncpg.Connection, device_id: uuid.UUID) -> list[str]:

@@ -178,12 +178,15 @@ class InternalApi:
     async def memory_facts(
         self, device_uuid: str, *, remember: str | None = None, forget: str | None = None
     ) -> list[str]:
-        data = await self.post(
+        answer = await self.call(
             "/device-runtime/memory/facts",
-            {"deviceId": device_uuid, "remember": remember, "forget": forget},
+            _checked(
+                wire.MemoryFactsRequest,
+                {"deviceId": device_uuid, "remember": remember, "forget": forget},
+            ),
+            wire.MemoryFacts,
         )
-        facts = data.get("facts") if isinstance(data, dict) else None
-        return [f for f in facts or [] if isinstance(f, str)]
+        return answer.facts
 
     async def reset_device_memory(self, device_uuid: str) -> None:
         await self.call(

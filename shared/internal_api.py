@@ -177,6 +177,21 @@ class DeviceStateRequest(DeviceRef):
     availability: Literal["available", "offline", "unknown"]
 
 
+# The remember tool's facts: at most 50 per device (a column check) of this many characters.
+MAX_FACT_CHARS = 200
+
+
+class MemoryFactsRequest(DeviceRef):
+    """The remember / forget tools: add a fact, or drop the facts that mention a text."""
+
+    remember: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_CHARS)
+    forget: str | None = Field(default=None, min_length=1, max_length=MAX_FACT_CHARS)
+
+
+class MemoryFacts(WireModel):
+    facts: list[str] = Field(default_factory=list)
+
+
 class DeviceConfig(WireModel):
     agent: dict[str, Any] | None = None
 

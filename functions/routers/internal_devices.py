@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
 from functions import activation, agents_store, devices_store, keys_store, pairing_store
 from functions.db import savepoint
@@ -39,6 +38,8 @@ from shared.internal_api import (
     DeviceRef,
     DeviceStateRequest,
     DeviceVerifyRequest,
+    MemoryFacts,
+    MemoryFactsRequest,
     Ok,
     OtaAnswer,
     ServerTime,
@@ -285,18 +286,11 @@ async def reset_memory(body: DeviceRef, conn: InternalDb) -> Ok:
     return Ok()
 
 
-class FactsBody(DeviceRef):
-    remember: str | None = Field(
-        default=None, min_length=1, max_length=devices_store.MAX_FACT_CHARS
-    )
-    forget: str | None = Field(default=None, min_length=1, max_length=devices_store.MAX_FACT_CHARS)
-
-
-@router.post("/device-runtime/memory/facts")
-async def memory_facts(body: FactsBody, conn: InternalDb) -> dict[str, Any]:
+@router.post("/device-runtime/memory/facts", response_model=MemoryFacts)
+async def memory_facts(body: MemoryFactsRequest, conn: InternalDb) -> MemoryFacts:
     """The remember / forget tools: add a fact, or drop the facts that mention a text."""
     device_id = _device_uuid(body.device_id)
     facts = await devices_store.change_facts(conn, device_id, body.remember, body.forget)
     if facts is None:
         raise NotFound("Device not found.")
-    return {"facts": facts}
+    return MemoryFacts(facts=facts)

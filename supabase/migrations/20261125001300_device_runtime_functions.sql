@@ -106,11 +106,32 @@ create trigger device_state_memory_notify
   after insert or update of memory_reset_at on public.device_state
   for each row execute function private.notify_device_memory();
 
+-- A memory reset forgets the remembered facts too, whoever resets (the owner,
+-- who has no grant on memory_facts, or the runtime): the rule lives with the
+-- column instead of in every caller.
+create function private.forget_facts_on_reset() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if new.memory_reset_at is distinct from old.memory_reset_at then
+    new.memory_facts := '[]'::jsonb;
+  end if;
+  return new;
+end;
+$$;
+
+create trigger device_state_forget_facts_on_reset
+  before update of memory_reset_at on public.device_state
+  for each row execute function private.forget_facts_on_reset();
+
 -- ---------------------------------------------------------------------------
 -- Trigger functions need no EXECUTE to fire, so nobody gets it.
 revoke execute on function
   private.device_verify(text, text, text),
   private.notify_device_config(),
-  private.notify_device_memory()
+  private.notify_device_memory(),
+  private.forget_facts_on_reset()
   from public, anon;
 grant execute on function private.device_verify(text, text, text) to service_role;

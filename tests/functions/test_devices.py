@@ -359,6 +359,21 @@ async def test_owner_resets_device_memory(client: httpx.AsyncClient, database_ur
     assert (await verify(client, token, mac)).json()["memory"] == []
 
 
+async def test_an_owner_reset_forgets_the_remembered_facts_too(client: httpx.AsyncClient) -> None:
+    user = await signup(client)
+    mac, token, device = await pair_by_code(client, user)
+    remembered = await client.post(
+        "/api/internal/device-runtime/memory/facts",
+        json={"deviceId": device["id"], "remember": "likes green tea"},
+        headers=internal_headers(),
+    )
+    assert remembered.status_code == 200 and remembered.json() == {"facts": ["likes green tea"]}
+    assert (await verify(client, token, mac)).json()["facts"] == ["likes green tea"]
+    reset = await client.post(f"/api/dot-devices/{device['id']}/memory/reset", headers=auth(user))
+    assert reset.status_code == 200
+    assert (await verify(client, token, mac)).json()["facts"] == []
+
+
 async def test_device_state_and_memory(client: httpx.AsyncClient) -> None:
     user = await signup(client)
     mac, token, device = await pair_by_code(client, user)
