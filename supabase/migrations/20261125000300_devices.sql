@@ -146,9 +146,9 @@ revoke all on table public.device_state from anon, authenticated;
 grant select on table public.device_state to authenticated;
 grant insert (device_id, availability, last_seen_at, ip_address, update_mode, memory_reset_at)
   on table public.device_state to authenticated;
--- A memory reset also empties memory_facts (the owner's own device's memory).
-grant update (availability, last_seen_at, ip_address, update_mode, memory_reset_at, memory_facts,
-              updated_at)
+-- A memory reset also empties memory_facts, through a trigger
+-- (private.forget_facts_on_reset), so owners need no grant on the facts.
+grant update (availability, last_seen_at, ip_address, update_mode, memory_reset_at, updated_at)
   on table public.device_state to authenticated;
 grant all on table public.device_state to service_role;
 

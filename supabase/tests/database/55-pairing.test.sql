@@ -4,11 +4,12 @@
 -- a paired Dot's state and gets the same answer as for an unknown MAC; a
 -- token is bound to its hardware; OTA spam is capped and swept; code guesses
 -- are limited per user, per address and per code; and once factory keys are
--- registered only hardware that proved its key can be claimed.
+-- registered only hardware that proved its key can be claimed. (And a memory
+-- reset forgets the remembered facts, which owners cannot write directly.)
 begin;
 create extension if not exists pgtap with schema extensions;
 
-select plan(32);
+select plan(34);
 
 create function pg_temp.h(label text) returns text language sql immutable
   as $$ select encode(sha256(convert_to(label, 'UTF8')), 'hex') $$;
@@ -98,7 +99,21 @@ select lives_ok(
   $$ update public.device_state set update_mode = 'checking', updated_at = now()
      where device_id = '55000000-0000-4000-8000-0000000000d1' $$,
   'owner still writes the console''s state of the Dot');
+select throws_ok(
+  $$ update public.device_state set memory_facts = '["planted"]'
+     where device_id = '55000000-0000-4000-8000-0000000000d1' $$,
+  '42501', null, 'owner cannot plant remembered facts directly');
 reset role;
+update public.device_state set memory_facts = '["likes tea"]'
+where device_id = '55000000-0000-4000-8000-0000000000d1';
+select pg_temp.as_user('55000000-0000-4000-8000-000000000001');
+update public.device_state set memory_reset_at = now(), updated_at = now()
+where device_id = '55000000-0000-4000-8000-0000000000d1';
+reset role;
+select is(
+  (select memory_facts from public.device_state
+   where device_id = '55000000-0000-4000-8000-0000000000d1'),
+  '[]'::jsonb, 'the owner''s memory reset forgets the remembered facts too');
 
 -- --- the stranger (authenticated) -------------------------------------------------------
 select pg_temp.as_user('55000000-0000-4000-8000-000000000002');
