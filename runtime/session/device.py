@@ -116,12 +116,21 @@ class DeviceSession(VoiceSession):
         self._marks: TurnMarks | None = None
         self._realtime: DeviceRealtime | None = None
         self._s2s_off = False  # fell back to the pipeline after a provider failure
+        self._fresh_provider = False  # the memory was reset: the next turn starts a new session
         self._mcp: DeviceMcp | None = None
         self.timezone = grant.timezone
         self.facts = list(grant.facts)
         self.user_secrets = grant.secrets
 
     # --- LiveSession -----------------------------------------------------------------
+
+    def forget_memory(self) -> None:
+        """A memory reset: the provider keeps its own copy of the conversation, so the next
+        listen opens a fresh provider session (with nothing to replay)."""
+        self.memory.clear()
+        if self._realtime is not None:
+            self._fresh_provider = True
+            self._agent_stale = True
 
     def update_agent(self, agent: Mapping[str, Any] | None) -> None:
         """A new configuration for the device; the next turn uses it."""
@@ -424,7 +433,13 @@ class DeviceSession(VoiceSession):
         """A fresh link for a new agent, or after a failure when the provider may be tried."""
         self._agent_stale = False
         link = self._realtime
-        if link is not None and link.failed is None and link.config == self._realtime_config():
+        fresh, self._fresh_provider = self._fresh_provider, False
+        if (
+            link is not None
+            and link.failed is None
+            and not fresh
+            and link.config == self._realtime_config()
+        ):
             return
         config = self._realtime_config()
         services = self.ctx.realtime

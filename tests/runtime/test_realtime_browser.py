@@ -155,3 +155,30 @@ async def test_operator_key_never_goes_to_another_origin() -> None:
         assert not operator_origin.fake.sessions
     events = [e["payload"]["message"] for e in platform.events if e["kind"] == "provider_error"]
     assert any("only sent to" in m for m in events)
+
+
+async def test_a_dropped_provider_apologises_and_the_pipeline_answers_next() -> None:
+    platform = FakePlatform()
+    token = platform.add_voice_token(s2s_agent(fallback="pipeline"))
+    provider = FakeRealtime(ms_per_char=30)
+    provider.drop_after_deltas = 1
+    speech = loud_frame(600) + silence_frame(900)
+    async with (
+        running_fake(provider) as fake,
+        running_runtime(no_pipeline, platform, realtime=services_for(fake.base_url)) as rt,
+        connect(f"{rt.ws_base}/voice?voice_token={token}", compression=None) as ws,
+    ):
+        await events_until(ws, "runtime_ready")
+        for start in range(0, len(speech), 3200):
+            await ws.send(speech[start : start + 3200])
+        failed = await events_until(ws, "assistant_end")
+        await asyncio.sleep(0.2 * T)  # the session moves to its pipeline
+        for start in range(0, len(speech), 3200):
+            await ws.send(speech[start : start + 3200])
+        answered = await events_until(ws, "assistant_end")
+    assert failed[-1]["outcome"] == "failed"
+    assert any(e["type"] == "error" for e in failed)
+    assert any(e["type"] in ("assistant_audio", "assistant_pcm_delta") for e in failed)
+    assert next(e for e in answered if e["type"] == "user_final")["text"] == "pipeline heard this"
+    assert answered[-1]["outcome"] == "completed"
+    assert len(fake.fake.sessions) == 1

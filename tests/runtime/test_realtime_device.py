@@ -313,3 +313,33 @@ async def test_azure_resource_with_an_allow_listed_operator_key(
     assert session.headers["api-key"] == azure_key and "authorization" not in session.headers
     assert session.query == "model=my-realtime-deployment"
     assert _sentences(client) == ["You said: hello there."]
+
+
+async def test_a_memory_reset_starts_a_fresh_provider_conversation() -> None:
+    platform = FakePlatform()
+    device = platform.add_device(s2s_agent())
+    answers = iter(["my name is Ada", "what is my name"])
+    provider = FakeRealtime(transcript=lambda _pcm: next(answers), ms_per_char=15)
+    async with (
+        running_fake(provider) as fake,
+        running_runtime(
+            no_pipeline,
+            platform,
+            realtime=services_for(fake.base_url),
+            CLOSE_DEVICE_AFTER_TURN=False,
+        ) as rt,
+    ):
+        client = DeviceClient(rt.ws_base, device.token)
+        await client.connect()
+        await client.hello()
+        for turn in range(2):
+            await client.listen(ListenState.START, ListenMode.AUTO)
+            await client.send_audio(UTTERANCE)
+            await client.next_json(lambda m: m["type"] == "tts" and m["state"] == "stop")
+            if turn == 0:  # the owner resets the Dot's memory between the two turns
+                assert rt.app.ctx.forget_device_memory(device.uuid)
+        await client.close()
+        first, second = fake.fake.sessions
+    assert second.conversation[0].text == "what is my name"  # nothing replayed
+    assert _sentences(client)[-1] == "You said: what is my name."
+    assert len(first.conversation) == 2
