@@ -25,6 +25,15 @@ MAX_PAGE = 100
 LATENCY_WINDOW = 100
 # The stored marks of a turn, in the order they happen (TurnMarks in the runtime).
 MARKS = ("speech_end", "stt_final", "llm_first_token", "first_chunk", "first_audio", "ended")
+# Each mark as a span of the console's timeline vocabulary (docs/protocols.md §4).
+_MARK_SPANS = {
+    "stt_final": ("stt-final", "stt_final", "STT final"),
+    "llm_first_token": ("llm-first-token", "llm_first_delta", "First token"),
+    "first_chunk": ("tts-request", "tts_request", "First sentence to speech"),
+    "first_audio": ("first-audio", "first_audio", "First audio"),
+    "ended": ("turn-end", "turn_end", "Turn end"),
+}
+_POINTS = frozenset({"llm_first_token", "first_audio"})
 _CURSOR = re.compile(r"^(\d{1,17})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 _SESSION_COLUMNS = """
@@ -119,18 +128,38 @@ async def list_sessions(
 
 
 def stages(row: asyncpg.Record | dict[str, Any]) -> list[dict[str, Any]]:
-    """A turn's marks as waterfall spans: each stage runs from the mark before it."""
+    """A turn's spans as the console draws them (docs/protocols.md §4, "Timeline").
+
+    The runtime stores them with the turn; a turn recorded without them (by a
+    client of the internal API that sends marks only) gets spans derived from its
+    marks, in the same vocabulary."""
+    stored = row["timeline"]
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    if stored:
+        return [dict(span) for span in stored if isinstance(span, dict)]
     origin = row["speech_end_at"]
     if origin is None:
         return []
     spans: list[dict[str, Any]] = []
     previous = 0.0
     for name in MARKS[1:]:
-        value = row[f"{name}_at"]
-        end = _ms(origin, value)
+        end = _ms(origin, row[f"{name}_at"])
         if end is None:
             continue
-        spans.append({"stage": name, "label": None, "startMs": previous, "endMs": end})
+        span_id, stage, label = _MARK_SPANS[name]
+        point = name in _POINTS
+        start = end if point else previous
+        spans.append(
+            {
+                "spanId": span_id,
+                "stage": stage,
+                "label": label,
+                "startMs": start,
+                "endMs": end,
+                "elapsedMs": end,
+            }
+        )
         previous = max(previous, end)
     return spans
 
@@ -160,7 +189,8 @@ async def session_detail(
     turns = await conn.fetch(
         "select id, turn_index, transcript, reply_text, outcome, error, created_at,"
         " speech_end_at, stt_final_at, llm_first_token_at, first_chunk_at, first_audio_at,"
-        " ended_at from public.voice_turns where session_id = $1 order by turn_index desc",
+        " ended_at, timeline from public.voice_turns where session_id = $1"
+        " order by turn_index desc",
         session_id,
     )
     events = await conn.fetch(

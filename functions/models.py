@@ -366,12 +366,16 @@ class SessionPage(CamelModel):
 
 
 class StageSpan(CamelModel):
-    """One stage of a turn, in ms after the user's speech ended."""
+    """One span of a turn's timeline, in ms after the user's speech ended
+    (docs/protocols.md §4, "Timeline": the same spans the runtime sends on /voice)."""
 
+    span_id: str
     stage: str
-    label: str | None = None
+    label: str
     start_ms: float
     end_ms: float
+    elapsed_ms: float = Field(description="When the span ended (its endMs).")
+    bytes: int | None = Field(default=None, description="PCM bytes of a `tts_chunk`.")
 
 
 class SessionEvent(CamelModel):

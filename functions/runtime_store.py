@@ -83,14 +83,15 @@ async def write_turns(conn: asyncpg.Connection, turns: list[TurnRecord]) -> None
     await conn.executemany(
         "insert into public.voice_turns (id, session_id, turn_index, transcript, reply_text,"
         " outcome, error, speech_end_at, stt_final_at, llm_first_token_at, first_chunk_at,"
-        " first_audio_at, ended_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-        " $12, $13) on conflict (id) do update set transcript = excluded.transcript,"
+        " first_audio_at, ended_at, timeline) values ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+        " $10, $11, $12, $13, $14) on conflict (id) do update"
+        " set transcript = excluded.transcript,"
         " reply_text = excluded.reply_text, outcome = excluded.outcome,"
         " error = excluded.error, speech_end_at = excluded.speech_end_at,"
         " stt_final_at = excluded.stt_final_at,"
         " llm_first_token_at = excluded.llm_first_token_at,"
         " first_chunk_at = excluded.first_chunk_at, first_audio_at = excluded.first_audio_at,"
-        " ended_at = excluded.ended_at"
+        " ended_at = excluded.ended_at, timeline = excluded.timeline"
         " where voice_turns.session_id = excluded.session_id",
         [
             (
@@ -107,6 +108,7 @@ async def write_turns(conn: asyncpg.Connection, turns: list[TurnRecord]) -> None
                 t.marks.first_chunk_at,
                 t.marks.first_audio_at,
                 t.marks.ended_at,
+                [span.model_dump(by_alias=True, exclude_none=True) for span in t.timeline],
             )
             for t in turns
         ],

@@ -251,6 +251,19 @@ class Marks(WireModel):
     ended_at: datetime | None = None
 
 
+class TimelineSpan(WireModel):
+    """One stage of a turn as the console draws it (docs/protocols.md §4, "Timeline"):
+    milliseconds since the end of speech; `elapsedMs` is when the span ended."""
+
+    span_id: str = Field(max_length=64)
+    stage: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    label: str = Field(max_length=120)
+    start_ms: float = Field(ge=0, le=86_400_000)
+    end_ms: float = Field(ge=0, le=86_400_000)
+    elapsed_ms: float = Field(ge=0, le=86_400_000)
+    bytes: int | None = Field(default=None, ge=0)
+
+
 class TurnRecord(WireModel):
     id: uuid.UUID
     session_id: uuid.UUID
@@ -260,6 +273,7 @@ class TurnRecord(WireModel):
     outcome: Literal["completed", "ignored", "aborted", "interrupted", "failed"]
     error: str | None = Field(default=None, max_length=4000)
     marks: Marks = Field(default_factory=Marks)
+    timeline: list[TimelineSpan] = Field(default_factory=list, max_length=64)
 
 
 class EventRecord(WireModel):

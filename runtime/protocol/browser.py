@@ -217,11 +217,18 @@ class AssistantEnd(BrowserEvent):
 
 @dataclass(frozen=True, slots=True)
 class Timeline(BrowserEvent):
+    """One span of a turn, in the original console's vocabulary (docs/protocols.md §4):
+    milliseconds since the end of speech; `elapsed_ms` is when the span ended."""
+
     TYPE: ClassVar[str] = "timeline"
     turn_id: str
+    span_id: str
     stage: str
+    label: str
     start_ms: float
     end_ms: float
+    elapsed_ms: float
+    bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

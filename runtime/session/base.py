@@ -257,6 +257,7 @@ class VoiceSession:
                 "outcome": turn.outcome.value,
                 "error": turn.error,
                 "marks": turn.marks.to_record(),
+                "timeline": [span.to_record() for span in turn.marks.timeline()],
             }
         )
 

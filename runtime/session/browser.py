@@ -44,7 +44,6 @@ from runtime.protocol.browser import (
     RuntimeReady,
     SttFinal,
     SttInterim,
-    Timeline,
     UserFinal,
     VadEvent,
     check_browser_audio,
@@ -67,7 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("opendot.runtime.browser")
 
 PREROLL_BYTES = 16_000 * 2 * 300 // 1000  # 300 ms of 16 kHz PCM16
-TIMELINE_STAGES = ("stt_final", "llm_first_token", "first_chunk", "first_audio")
 
 
 class BrowserSession(VoiceSession):
@@ -174,10 +172,7 @@ class BrowserSession(VoiceSession):
         self._turn_id = reply.turn_id
         async with self._turn_scope(marks, reply.turn_id) as turn:
             await link.run(reply, turn)
-            for stage in TIMELINE_STAGES:
-                ms = marks.ms_since_start(stage)
-                if ms is not None:
-                    await self._put(Timeline(reply.turn_id, stage, 0.0, ms))
+            await self._send_timeline(reply.turn_id, marks)
             await self._put(AssistantEnd(reply.turn_id, turn.outcome.value))
 
     def barge_in(self) -> None:
@@ -368,6 +363,7 @@ class BrowserSession(VoiceSession):
                 await self._put(AssistantStart(turn_id, ""))
                 turn.reply = Reply.fixed(pipeline, APOLOGY_TEXT, config.tts, marks)
                 await self._deliver(turn.reply, turn_id, marks)
+                await self._send_timeline(turn_id, marks)
                 await self._put(AssistantEnd(turn_id, turn.outcome.value))
             elif self._is_noise(turn.transcript):
                 turn.outcome = Outcome.IGNORED
@@ -379,10 +375,7 @@ class BrowserSession(VoiceSession):
                 await self._deliver(turn.reply, turn_id, marks)
                 self._conclude(turn)
                 await self._put(AssistantText(turn.reply_text, turn_id))
-                for stage in TIMELINE_STAGES:
-                    ms = marks.ms_since_start(stage)
-                    if ms is not None:
-                        await self._put(Timeline(turn_id, stage, 0.0, ms))
+                await self._send_timeline(turn_id, marks)
                 await self._put(AssistantEnd(turn_id, turn.outcome.value))
         if self._end_requested:  # the end_conversation tool ran
             self._end_requested = False
@@ -390,6 +383,11 @@ class BrowserSession(VoiceSession):
 
     def _turn_failed(self) -> None:
         self._send(ErrorEvent("Something went wrong. Please try again."))
+
+    async def _send_timeline(self, turn_id: str, marks: TurnMarks) -> None:
+        """The turn's spans (session/timeline.py), the same ones its record keeps."""
+        for span in marks.timeline():
+            await self._put(span.event(turn_id))
 
     async def _deliver(self, reply: Reply, turn_id: str, marks: TurnMarks) -> None:
         pcm_stream = self.config.delivery == "pcm_stream"

@@ -32,6 +32,7 @@ from runtime.pipeline.interfaces import (
 )
 from runtime.protocol.chunks import ChunkParser
 from runtime.protocol.text import clean_text
+from runtime.session.timeline import RawSpan, Span, build_timeline
 from runtime.tools.box import ToolBox
 from runtime.tools.loop import Filler, run_tool_loop
 
@@ -51,7 +52,12 @@ MAX_PARALLEL_TTS = 3
 
 
 class TurnMarks:
-    """Latency marks of one turn on the loop clock, convertible to wall-clock ISO."""
+    """Latency marks of one turn on the loop clock, convertible to wall-clock ISO.
+
+    `NAMES` are the marks stored as columns (latency percentiles are computed from
+    them); the others (`llm_request`, `llm_done`, `tts_first_pcm`, `tts_done`) and
+    the per-sentence synthesis spans only shape the turn's `timeline()`.
+    """
 
     NAMES = ("speech_end", "stt_final", "llm_first_token", "first_chunk", "first_audio", "ended")
 
@@ -61,10 +67,24 @@ class TurnMarks:
         self._mono0 = loop.time()
         self._wall0 = time.time()
         self.values: dict[str, float] = {}
+        self.chunks: list[RawSpan] = []
+
+    def now(self) -> float:
+        return self._clock()
 
     def mark(self, name: str, *, overwrite: bool = False) -> None:
         if overwrite or name not in self.values:
             self.values[name] = self._clock()
+
+    def chunk(self, index: int, start: float, pcm_bytes: int, *, apology: bool = False) -> None:
+        """One sentence's synthesis, from `start` until now."""
+        label = f"Apology chunk {index}" if apology else f"TTS chunk {index}"
+        self.chunks.append(
+            RawSpan(f"tts-chunk-{index}", "tts_chunk", label, start, self._clock(), pcm_bytes)
+        )
+
+    def timeline(self) -> list[Span]:
+        return build_timeline(self.values, self.chunks)
 
     def since_speech_end(self, name: str) -> float | None:
         start, end = self.values.get("speech_end"), self.values.get(name)
@@ -269,6 +289,7 @@ class Reply:
             if request is None:
                 self._start(fixed_text or APOLOGY_TEXT, apology=True)
                 return
+            self._marks.mark("llm_request")
             loop = run_tool_loop(self._pipeline.llm, request, self._tools, filler=self._filler)
             async for delta in loop:
                 if isinstance(delta, Filler):
@@ -278,6 +299,7 @@ class Reply:
                 self._marks.mark("llm_first_token")
                 for text in parser.feed(clean_text(delta)):
                     self._start(text)
+            self._marks.mark("llm_done")
             for text in parser.finish():
                 self._start(text)
             if not self.texts:
@@ -291,14 +313,17 @@ class Reply:
             self._jobs.put_nowait(None)
 
     async def _synth(self, job: SpeechJob) -> None:
+        marks = self._marks
         try:
             async with self._sem:
-                produced = False
+                started, produced = marks.now(), 0
                 for text in (job.text, APOLOGY_TEXT):
                     try:
                         async for chunk in self._pipeline.tts.stream(text, self._tts_options):
                             if chunk.pcm:
-                                produced = True
+                                if not produced:
+                                    marks.mark("tts_first_pcm")
+                                produced += len(chunk.pcm)
                                 job.queue.put_nowait(chunk)
                         break
                     except ProviderError as exc:
@@ -309,6 +334,8 @@ class Reply:
                             break
                         # Every TTS provider failed for this chunk: apologise in its place.
                         job.apology = True
+                marks.chunk(job.index, started, produced, apology=job.apology)
+                marks.mark("tts_done", overwrite=True)
         finally:
             job.queue.put_nowait(None)
 

@@ -69,7 +69,9 @@ grant all on table public.voice_sessions to service_role;
 -- ---------------------------------------------------------------------------
 -- voice_turns: one user utterance and the reply. The *_at columns are the
 -- per-stage latency marks reported by the runtime (null when a stage did
--- not run), so latency is computed in SQL, not stored twice.
+-- not run), so latency is computed in SQL, not stored twice. `timeline` is
+-- the turn's spans as the console draws them (docs/protocols.md §4,
+-- "Timeline": per-sentence synthesis included), at most 64.
 create table public.voice_turns (
   id uuid primary key default gen_random_uuid(),
   session_id uuid not null references public.voice_sessions (id) on delete cascade,
@@ -85,6 +87,8 @@ create table public.voice_turns (
   first_chunk_at timestamptz,
   first_audio_at timestamptz,
   ended_at timestamptz,
+  timeline jsonb not null default '[]'::jsonb
+    check (jsonb_typeof(timeline) = 'array' and jsonb_array_length(timeline) <= 64),
   created_at timestamptz not null default now()
 );
 create index voice_turns_session_id_idx on public.voice_turns (session_id, turn_index);

@@ -161,6 +161,13 @@ async def test_session_detail_has_turns_stages_and_events(make_client: AppFactor
     owner = await signup(client)
     device = await _device(client, owner, "SN-DETAIL")
     first, second = _turn(0, T0, "what time is it"), _turn(1, T0 + timedelta(seconds=20), "thanks")
+    # The runtime stores each turn's timeline spans (docs/protocols.md §4, "Timeline").
+    second["timeline"] = [
+        {"spanId": "stt-final", "stage": "stt_final", "label": "STT final", "startMs": 0,
+         "endMs": 95.5, "elapsedMs": 95.5},
+        {"spanId": "tts-chunk-0", "stage": "tts_chunk", "label": "TTS chunk 0", "startMs": 130,
+         "endMs": 180, "elapsedMs": 180, "bytes": 9600},
+    ]  # fmt: skip
     session = await _session(
         client,
         owner,
@@ -188,13 +195,18 @@ async def test_session_detail_has_turns_stages_and_events(make_client: AppFactor
     newest, oldest = detail["turns"]
     assert (newest["transcript"], oldest["transcript"]) == ("thanks", "what time is it")
     assert oldest["durationMs"] == 1620
+    assert [{k: v for k, v in s.items() if v is not None} for s in newest["stages"]] == (
+        second["timeline"]
+    )
+    # A turn stored with marks only: spans derived from them, in the same vocabulary.
     assert [(s["stage"], s["startMs"], s["endMs"]) for s in oldest["stages"]] == [
         ("stt_final", 0, 120),
-        ("llm_first_token", 120, 150),
-        ("first_chunk", 150, 160),
-        ("first_audio", 160, 320),
-        ("ended", 320, 1620),
+        ("llm_first_delta", 150, 150),
+        ("tts_request", 150, 160),
+        ("first_audio", 320, 320),
+        ("turn_end", 320, 1620),
     ]
+    assert all(s["elapsedMs"] == s["endMs"] and s["label"] for s in oldest["stages"])
     assert oldest["events"] == [
         {
             "kind": "provider_error",

@@ -138,8 +138,14 @@ def test_audio_checks() -> None:
             '{"type":"assistant_end","turnId":"t1","outcome":"interrupted"}',
         ),
         (
-            Timeline("t1", "stt_final", 0, 12.5),
-            '{"type":"timeline","turnId":"t1","stage":"stt_final","startMs":0,"endMs":12.5}',
+            Timeline("t1", "stt-final", "stt_final", "STT final", 0, 12.5, 12.5),
+            '{"type":"timeline","turnId":"t1","spanId":"stt-final","stage":"stt_final",'
+            '"label":"STT final","startMs":0,"endMs":12.5,"elapsedMs":12.5}',
+        ),
+        (
+            Timeline("t1", "tts-chunk-0", "tts_chunk", "TTS chunk 0", 40, 95.5, 95.5, 9600),
+            '{"type":"timeline","turnId":"t1","spanId":"tts-chunk-0","stage":"tts_chunk",'
+            '"label":"TTS chunk 0","startMs":40,"endMs":95.5,"elapsedMs":95.5,"bytes":9600}',
         ),
         (ResetDone(), '{"type":"reset_done"}'),
         (ErrorEvent("Sorry."), '{"type":"error","message":"Sorry."}'),

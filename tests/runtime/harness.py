@@ -157,7 +157,9 @@ class FakePlatform:
                     return JSONResponse({"error": "unknown session"}, status_code=409)
                 self.turns[turn["id"]] = turn
             self.events.extend(body["events"])
-            return JSONResponse({"ok": True, "turns": len(body["turns"])})
+            return JSONResponse(
+                {"ok": True, "turns": len(body["turns"]), "events": len(body["events"])}
+            )
         if path == "/device-activations/bootstrap":
             self.bootstraps.append(body)
             return JSONResponse(

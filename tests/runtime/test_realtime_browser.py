@@ -73,7 +73,7 @@ async def test_a_bridged_voice_turn_uses_the_events_the_console_knows() -> None:
     text = next(e for e in events if e["type"] == "assistant_text")
     assert text["text"] == "You said: hello browser."
     stages = {e["stage"] for e in events if e["type"] == "timeline"}
-    assert {"stt_final", "first_chunk", "first_audio"} <= stages
+    assert {"stt_final", "llm_first_delta", "first_audio"} <= stages
     assert_schema(session)
     await asyncio.sleep(0.3 * T)  # the records flush every 50 ms in tests
     (turn,) = platform.turns.values()
