@@ -162,6 +162,9 @@ class Metrics:
         self.api_errors = Counter("opendot_api_errors_total", "Internal API call failures.")
         self.provider_errors = Counter("opendot_provider_errors_total", "Provider failures.")
         self.tool_calls = Counter("opendot_tool_calls_total", "Tool calls by source and outcome.")
+        self.barge_ins = Counter(
+            "opendot_barge_ins_total", "Speech over a reply, by verdict (confirm, dismiss)."
+        )
         self.frame_lag = Histogram(
             "opendot_frame_processing_seconds",
             "Time from an uplink frame's arrival to the end of its processing.",
@@ -204,6 +207,7 @@ class Metrics:
             self.api_errors,
             self.provider_errors,
             self.tool_calls,
+            self.barge_ins,
             self.frame_lag,
             self.stage_latency,
             self.loop_lag,

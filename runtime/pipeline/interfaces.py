@@ -44,6 +44,10 @@ class VadEvent:
     kind: VadEventKind
     # Position in the stream, in milliseconds of audio fed since the last reset.
     at_ms: int
+    # Why a semantic end of turn ended the utterance ("complete", "long_silence",
+    # "fallback") and the model's P(complete); empty for a plain silence.
+    reason: str = ""
+    probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,14 @@ class SemanticVadStream:
                 task.add_done_callback(self._tasks.discard)
             elif isinstance(decision, EndTurn):
                 self._audio.clear()
-                events.append(VadEvent(VadEventKind.SPEECH_END, decision.at_ms))
+                events.append(
+                    VadEvent(
+                        VadEventKind.SPEECH_END,
+                        decision.at_ms,
+                        decision.reason,
+                        decision.probability,
+                    )
+                )
         return events
 
     async def _judgement(self, judge: Judge, audio: np.ndarray) -> None:

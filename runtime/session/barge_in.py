@@ -178,8 +178,9 @@ class EchoGate:
     percentile of the frame levels of the 3 s before the latest 300 ms (the
     echo's loud syllables, not its gaps: it is what the microphone hears when
     only the reply plays, even when that echo itself opened the candidate).
-    The latest 300 ms stand above the echo when their median is `margin_db`
-    over that floor: a person at the microphone is 20-40 dB above a canceller's
+    With less than 180 ms heard before, the floor is digital silence. The
+    latest 300 ms stand above the echo when their median is `margin_db` over
+    that floor: a person at the microphone is 20-40 dB above a canceller's
     residue, and a burst of the echo is not.
     """
 
@@ -196,8 +197,9 @@ class EchoGate:
     def frame(self, level: float) -> bool:
         """One frame's level; True when the latest 300 ms stand above the echo."""
         self._levels.append(level)
-        if len(self._levels) < 2 * self.RECENT:
-            return False
         levels = list(self._levels)
-        floor = max(float(np.percentile(levels[: -self.RECENT], 75)), 1.0)
-        return float(np.median(levels[-self.RECENT :])) >= floor * self.ratio
+        recent, before = levels[-self.RECENT :], levels[: -self.RECENT]
+        # Nothing heard before (the client sends no audio while it plays): anything
+        # audible stands above an echo there is no sign of.
+        floor = max(float(np.percentile(before, 75)), 1.0) if len(before) >= 3 else 1.0
+        return float(np.median(recent)) >= floor * self.ratio

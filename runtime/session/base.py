@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,11 +35,13 @@ from runtime.pipeline.interfaces import (
     Message,
     Pipeline,
     Transcript,
+    VadEvent,
     VadStream,
 )
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.providers.keys import KeyResolver
 from runtime.session.agent import TurnConfig, turn_config
+from runtime.session.barge_in import BargeIn, BargeInConfig, Decision, EchoGate, Verdict, rms
 from runtime.session.context import RuntimeContext
 from runtime.session.machine import Outcome
 from runtime.session.memory import ConversationMemory
@@ -118,6 +120,12 @@ class VoiceSession:
         self._current_turn: str | None = None
         self.user_secrets: Mapping[str, str] = {}  # sealed; opened only by name for a call
         self._remote: Any = None  # the remote MCP servers' source, once configured
+        # Barge-in: speech over a playing reply is a candidate until `BargeIn` decides.
+        self._candidate: Utterance | None = None
+        self._barge: BargeIn | None = None
+        self._candidate_from = 0  # the VAD's speech_ms when the candidate began
+        self._gate = EchoGate()
+        self._reply_texts: list[str] = []  # what the playing reply says (for the echo test)
 
     # --- LiveSession -----------------------------------------------------------------
 
@@ -188,6 +196,7 @@ class VoiceSession:
         if self._utterance is not None:
             await self._utterance.cancel()
             self._utterance = None
+        self._drop_candidate()
         if not writer.done():
             self.outbox.control(CloseSocket(CloseCode.NORMAL, reason))
             try:
@@ -294,13 +303,15 @@ class VoiceSession:
     def _turn_ended(self, turn: TurnState) -> None:
         """Hook: a turn has been recorded."""
 
-    def _new_utterance(self) -> Utterance:
+    def _new_utterance(
+        self, on_transcript: Callable[[Transcript], None] | None = None
+    ) -> Utterance:
         assert self.pipeline is not None
         seconds = self.ctx.settings.max_utterance_s
         return Utterance(
             self.pipeline.stt,
             self.config.stt,
-            on_transcript=self._on_transcript,
+            on_transcript=on_transcript or self._on_transcript,
             max_bytes=int(seconds * UPLINK_RATE) * PCM_SAMPLE_WIDTH,
         )
 
@@ -323,6 +334,83 @@ class VoiceSession:
 
     def _on_transcript(self, transcript: Transcript) -> None:
         """Hook: every transcript the utterance's STT produces."""
+
+    # --- barge-in ------------------------------------------------------------------
+
+    def _note_end_of_turn(self, event: VadEvent) -> None:
+        """Record why a semantic end of turn ended the utterance (history, debugging)."""
+        if event.reason:
+            payload = {"reason": event.reason, "probability": event.probability}
+            self._event("end_of_turn", payload)
+
+    def _reply_frame(self, pcm: bytes, preroll: list[bytes]) -> None:
+        """One uplink frame heard while a reply plays (barge-in allowed): a candidate
+        begins when the VAD hears speech standing above the echo, and each frame
+        brings the `BargeIn` machine closer to a decision."""
+        vad = self._vad
+        if vad is None or self.pipeline is None:
+            return
+        loud = self._gate.frame(rms(pcm))
+        barge = self._barge
+        if barge is None:
+            if vad.speech_ms > 0 and loud:
+                self._candidate = self._new_utterance(self._on_candidate_text)
+                for earlier in preroll:
+                    self._candidate.feed(earlier)
+                self._barge = BargeIn(
+                    BargeInConfig(min_ms=self.config.barge_in_min_ms), self._reply_texts
+                )
+                self._candidate_from = vad.speech_ms
+            return
+        assert self._candidate is not None
+        self._candidate.feed(pcm)
+        spoken = max(1, vad.speech_ms - self._candidate_from) if vad.speech_ms > 0 else 0
+        self._settle(barge.heard(spoken))
+        if self._barge is not None and self._barge.stopped and not self._candidate.ended:
+            self._candidate.end()  # long enough, no words yet: its final transcript decides
+
+    def _on_candidate_text(self, transcript: Transcript) -> None:
+        barge = self._barge
+        if barge is None:
+            return
+        text = transcript.text
+        self._settle(barge.final(text) if transcript.is_final else barge.transcript(text))
+
+    def _settle(self, decision: Decision | None) -> None:
+        if decision is None:
+            return
+        candidate, self._candidate, self._barge = self._candidate, None, None
+        self._event(
+            "barge_in",
+            {
+                "verdict": decision.verdict.value,
+                "reason": decision.reason,
+                "speechMs": decision.speech_ms,
+                "text": decision.text,
+            },
+        )
+        self.ctx.metrics.barge_ins.inc(kind=self.kind, verdict=decision.verdict.value)
+        if candidate is None:
+            return
+        if decision.verdict is Verdict.CONFIRM:
+            candidate.on_transcript = self._on_transcript
+            self._barged_in(candidate)
+        else:
+            self.ctx.spawn(candidate.cancel(), name="stt-cancel")
+
+    def _barged_in(self, utterance: Utterance) -> None:
+        """Hook: a real interruption; stop the reply and make `utterance` the one heard."""
+
+    def _drop_candidate(self) -> None:
+        if self._candidate is not None:
+            self.ctx.spawn(self._candidate.cancel(), name="stt-cancel")
+        self._candidate, self._barge = None, None
+
+    def _reply_started(self, text: str) -> None:
+        """A sentence of the reply starts playing: its words are echo, not the person."""
+        self._reply_texts.append(text)
+        if self._barge is not None:
+            self._barge.add_reply_text(text)
 
     def _is_noise(self, transcript: str) -> bool:
         return len("".join(transcript.split())) < self.config.min_transcript_chars

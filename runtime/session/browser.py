@@ -88,6 +88,9 @@ class BrowserSession(VoiceSession):
         self._realtime: BrowserRealtime | None = None
         self.timezone = grant.timezone
         self.user_secrets = grant.secrets
+        # When the client will have played what it was sent (loop time): a browser plays
+        # a reply after the turn is over here, and can be interrupted until then.
+        self._playing_until = 0.0
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -276,7 +279,27 @@ class BrowserSession(VoiceSession):
             return
         self._on_vad_events(await self._vad.feed(pcm), pcm)
 
+    def _over_reply(self) -> bool:
+        """A reply is playing (or still being made) and the agent allows barge-in."""
+        return self.config.barge_in and (self.busy or self._loop.time() < self._playing_until)
+
     def _on_vad_events(self, events: list[PipelineVadEvent], pcm: bytes | None) -> None:
+        if self._utterance is None and self._over_reply():
+            if pcm is not None:
+                self._preroll.append(pcm)
+                while len(self._preroll) > 5:  # the 300 ms before a candidate, at 60 ms
+                    self._preroll.popleft()
+                self._reply_frame(pcm, list(self._preroll))
+            return
+        if self._candidate is not None:  # the reply ended under a candidate
+            barge, candidate = self._barge, self._candidate
+            self._candidate = self._barge = None
+            if barge is not None and not barge.stopped:
+                candidate.on_transcript = self._on_transcript  # it is the utterance now
+                self._utterance = candidate
+                self._send(VadEvent("SpeechStarted"))
+            else:
+                self.ctx.spawn(candidate.cancel(), name="stt-cancel")
         fed = pcm is None
         for event in events:
             if event.kind is VadEventKind.SPEECH_START and self._utterance is None:
@@ -290,6 +313,7 @@ class BrowserSession(VoiceSession):
                 if pcm is not None:
                     self._utterance.feed(pcm)
                     fed = True
+                self._note_end_of_turn(event)
                 self._send(VadEvent("UtteranceEnd"))
                 self._end_utterance()
         if fed or pcm is None:
@@ -314,6 +338,17 @@ class BrowserSession(VoiceSession):
     def _utterance_full(self) -> None:
         self._end_utterance()
 
+    def _barged_in(self, utterance: Utterance) -> None:
+        # `BargeIn` rides on the flush: the client stops playing what it has queued.
+        self._interrupt(Outcome.INTERRUPTED, then=(VadEvent("BargeIn").to_json(),))
+        self._playing_until = 0.0
+        self._send(VadEvent("SpeechStarted"))
+        self._utterance = utterance
+        self._preroll.clear()
+        self._preroll_bytes = 0
+        if utterance.ended:  # its speech had already stopped: answer it now
+            self._end_utterance()
+
     def _end_utterance(self) -> None:
         utterance, self._utterance = self._utterance, None
         self._preroll.clear()
@@ -334,6 +369,7 @@ class BrowserSession(VoiceSession):
         if self._realtime is not None:
             self._realtime.interrupt(outcome)  # before the flush: it reads what was played
         flush_then: tuple[str, ...] = ()
+        self._playing_until = 0.0  # the client drops what it queued
         if self.busy and self._turn is not None:
             self._cancel_outcome = outcome
             self._turn.cancel()
@@ -392,10 +428,14 @@ class BrowserSession(VoiceSession):
     async def _deliver(self, reply: Reply, turn_id: str, marks: TurnMarks) -> None:
         pcm_stream = self.config.delivery == "pcm_stream"
         mp3 = self.config.encoding == "mp3"
+        self._reply_texts = []
+        self._gate.reset()
         async for job in reply.jobs():
             await self._put(AssistantDelta(job.text + " ", turn_id))
+            self._reply_started(job.text)
             if pcm_stream:
                 async for chunk in job.audio():
+                    self._will_play(len(chunk.pcm) / 2 / chunk.sample_rate)
                     b64 = base64.b64encode(chunk.pcm).decode()
                     marks.mark("first_audio")
                     await self._put(AssistantPcmDelta(turn_id, job.index, chunk.sample_rate, b64))
@@ -403,6 +443,7 @@ class BrowserSession(VoiceSession):
             pcm, rate = await job.pcm()
             if not pcm:
                 continue
+            self._will_play(len(pcm) / 2 / rate)
             if mp3:
                 audio = await asyncio.to_thread(mp3_bytes, pcm, rate)
                 mime = "audio/mpeg"
@@ -412,3 +453,6 @@ class BrowserSession(VoiceSession):
             await self._put(
                 AssistantAudio(turn_id, job.index, job.text, mime, base64.b64encode(audio).decode())
             )
+
+    def _will_play(self, seconds: float) -> None:
+        self._playing_until = max(self._loop.time(), self._playing_until) + seconds

@@ -115,6 +115,7 @@ class DeviceSession(VoiceSession):
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._marks: TurnMarks | None = None
         self._realtime: DeviceRealtime | None = None
+        self._aec = False  # the Dot cancels its own echo (hello features.aec)
         self._s2s_off = False  # fell back to the pipeline after a provider failure
         self._fresh_provider = False  # the memory was reset: the next turn starts a new session
         self._mcp: DeviceMcp | None = None
@@ -243,6 +244,8 @@ class DeviceSession(VoiceSession):
             version = negotiate_version(self._protocol_header, message.version)
             if version != self.framing.version:
                 self.framing = framing_for(version, self.ctx.settings.max_frame_bytes)
+            self._aec = message.aec
+            self.machine.barge_in = self._aec and self.config.barge_in
             self._apply(self.machine.hello())
             if message.mcp and self._mcp is None:
                 self._start_mcp()  # first: a cached tool list is then offered to the bridge
@@ -293,6 +296,12 @@ class DeviceSession(VoiceSession):
 
     def _on_vad_events(self, events: list[VadEvent], pcm: bytes | None) -> None:
         machine = self.machine
+        if machine.phase is Phase.RESPONDING:
+            # Only a Dot that hears the person over its reply gets here (accepts_audio).
+            if pcm is not None:
+                self._preroll.append(pcm)
+                self._reply_frame(pcm, list(self._preroll))
+            return
         fed = pcm is None
         for event in events:
             if event.kind is VadEventKind.SPEECH_START:
@@ -306,6 +315,7 @@ class DeviceSession(VoiceSession):
                 if pcm is not None:
                     self._feed(pcm)
                     fed = True
+                self._note_end_of_turn(event)
                 self._apply(machine.speech_end())
         if not fed and pcm is not None:
             if self._utterance is not None:
@@ -407,6 +417,7 @@ class DeviceSession(VoiceSession):
 
     def _refresh_pipeline(self) -> None:
         self.config = turn_config(self.agent, self.ctx.settings)
+        self.machine.barge_in = self._aec and self.config.barge_in
         if self._speech_to_speech():
             self._refresh_realtime()
             return
@@ -472,6 +483,17 @@ class DeviceSession(VoiceSession):
                 if self._realtime.failed is not None and not self._realtime.apologised:
                     self.realtime_failed()  # it failed before the device listened: say so now
                 return
+        candidate = self._candidate
+        if self._barge is not None and self._barge.stopped:
+            self._drop_candidate()  # undecided, and over: a sound, not a turn
+            candidate = None
+        if candidate is not None and self._utterance is None:
+            # The reply ended while the person was talking over it: that is the utterance.
+            self._candidate, self._barge = None, None
+            candidate.on_transcript = self._on_transcript
+            self._utterance = candidate
+            self._preroll.clear()
+            return
         if self._utterance is not None:
             self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
             self._utterance = None
@@ -482,18 +504,30 @@ class DeviceSession(VoiceSession):
             self._utterance = self._new_utterance()
 
     def _on_transcript(self, transcript: Transcript) -> None:
+        if not transcript.is_final and transcript.text.strip():
+            # Live text while the person speaks (the firmware shows it as theirs).
+            self.outbox.put_nowait(SendText(Stt(transcript.text).to_json(self.session_id)))
         if transcript.speech_final and self._vad is None:
             self._apply(self.machine.speech_end())
 
     def _utterance_full(self) -> None:
         self._apply(self.machine.utterance_full())
 
+    def _barged_in(self, utterance: Utterance) -> None:
+        self._apply(self.machine.barge_in_confirmed())  # flush + `tts stop`, turn cancelled
+        self._utterance = utterance
+        self._preroll.clear()
+        if utterance.ended:  # its speech had already stopped: answer it now
+            self._apply(self.machine.speech_end())
+
     def _end_utterance(self) -> None:
         utterance, self._utterance = self._utterance, None
         self._preroll.clear()
         marks = TurnMarks()
         marks.mark("speech_end")
-        if self.busy:  # pragma: no cover - the machine never ends an utterance mid-turn
+        # A reply cut by a barge-in may still be winding down: the new turn waits for it.
+        previous = self._turn if self.busy else None
+        if previous is not None and self._realtime is not None:  # pragma: no cover
             return
         self._cancel_outcome = None
         if self._realtime is not None:
@@ -502,7 +536,9 @@ class DeviceSession(VoiceSession):
                 self._run_realtime_turn(self._realtime, reply, marks), name="device-turn"
             )
             return
-        self._turn = asyncio.create_task(self._run_turn(utterance, marks), name="device-turn")
+        self._turn = asyncio.create_task(
+            self._run_turn(utterance, marks, previous), name="device-turn"
+        )
 
     def _interrupt(self, outcome: Outcome) -> None:
         if self._realtime is not None:
@@ -510,9 +546,11 @@ class DeviceSession(VoiceSession):
         if self.busy and self._turn is not None:
             self._cancel_outcome = outcome
             self._turn.cancel()
-        if self._utterance is not None and outcome is Outcome.ABORTED:
-            self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
-            self._utterance = None
+        if outcome is Outcome.ABORTED:
+            self._drop_candidate()
+            if self._utterance is not None:
+                self.ctx.spawn(self._utterance.cancel(), name="stt-cancel")
+                self._utterance = None
         self.outbox.control(Flush(then=(Tts.stop().to_json(self.session_id),)))
 
     def _alert(self, message: str) -> None:
@@ -529,7 +567,15 @@ class DeviceSession(VoiceSession):
 
     # --- the turn ------------------------------------------------------------------
 
-    async def _run_turn(self, utterance: Utterance | None, marks: TurnMarks) -> None:
+    async def _run_turn(
+        self,
+        utterance: Utterance | None,
+        marks: TurnMarks,
+        previous: asyncio.Task[None] | None = None,
+    ) -> None:
+        if previous is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await previous
         config, pipeline = self.config, self.pipeline
         self._marks = marks
         async with self._turn_scope(marks) as turn:
@@ -631,6 +677,8 @@ class DeviceSession(VoiceSession):
         framer = PcmFramer(DOWNLINK_RATE, FRAME_MS)
         started = False
         spoke = False
+        self._reply_texts = []
+        self._gate.reset()
         try:
             async for job in reply.jobs():
                 if not started:
@@ -639,6 +687,7 @@ class DeviceSession(VoiceSession):
                     await put(SendText(Llm(emotion).to_json(sid)))
                     await put(SendText(Tts.start().to_json(sid)))
                 await put(SendText(Tts.sentence_start(job.text).to_json(sid)))
+                self._reply_started(job.text)
                 resampler: StreamResampler | None = None
                 async for chunk in job.audio():
                     pcm = chunk.pcm

@@ -73,13 +73,22 @@ class DeviceMachine:
     def __init__(self) -> None:
         self.phase = Phase.HANDSHAKE
         self.mode = ListenMode.AUTO
+        # Set by the driver: the Dot announced echo cancellation (`features.aec`) and
+        # the agent allows barge-in.
+        self.barge_in = False
 
     @property
     def accepts_audio(self) -> bool:
-        """Whether uplink audio matters now (else it is dropped without decoding)."""
+        """Whether uplink audio matters now (else it is dropped without decoding).
+        While a reply plays, only a realtime-mode Dot that cancels its own echo is
+        heard: any other would be interrupted by its own voice."""
         if self.phase is Phase.LISTENING:
             return True
-        return self.phase is Phase.RESPONDING and self.mode is ListenMode.REALTIME
+        return self.phase is Phase.RESPONDING and self.hears_over_reply
+
+    @property
+    def hears_over_reply(self) -> bool:
+        return self.mode is ListenMode.REALTIME and self.barge_in
 
     def hello(self) -> list[Action]:
         if self.phase is Phase.HANDSHAKE:
@@ -109,6 +118,14 @@ class DeviceMachine:
         if self.phase is Phase.RESPONDING and self.mode is ListenMode.REALTIME:
             self.phase = Phase.LISTENING
             return [Interrupt(Outcome.INTERRUPTED), StartListening(self.mode)]
+        return []
+
+    def barge_in_confirmed(self) -> list[Action]:
+        """The person really interrupted the reply (the session's `BargeIn` decided):
+        stop it; the interrupting speech is already the utterance being heard."""
+        if self.phase is Phase.RESPONDING and self.hears_over_reply:
+            self.phase = Phase.LISTENING
+            return [Interrupt(Outcome.INTERRUPTED)]
         return []
 
     def speech_end(self) -> list[Action]:

@@ -128,7 +128,7 @@ class Utterance:
         max_bytes: int | None = None,
     ) -> None:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._on_transcript = on_transcript
+        self.on_transcript = on_transcript  # the session may re-route it (a barge-in)
         self._max_bytes = max_bytes
         self.finals: list[str] = []
         self.interim = ""
@@ -173,8 +173,8 @@ class Utterance:
                     self.interim = ""
                 else:
                     self.interim = transcript.text
-                if self._on_transcript is not None:
-                    self._on_transcript(transcript)
+                if self.on_transcript is not None:
+                    self.on_transcript(transcript)
                 if transcript.speech_final:
                     self.provider_endpoint.set()
         except ProviderError as exc:

@@ -270,8 +270,8 @@ class DeviceClient:
             self.url, additional_headers=base_headers, compression=None, open_timeout=10
         )
 
-    async def hello(self) -> dict[str, Any]:
-        await self.send_text(Hello(version=self.version).to_json())
+    async def hello(self, features: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        await self.send_text(Hello(version=self.version, features=dict(features or {})).to_json())
         reply = await self.next_json(lambda m: m["type"] == "hello")
         self.session_id = reply["session_id"]
         return reply

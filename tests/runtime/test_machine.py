@@ -77,8 +77,27 @@ def test_an_utterance_at_its_bound_ends_in_every_mode() -> None:
         assert m.utterance_full() == []  # only a listening utterance can be full
 
 
+def test_realtime_without_echo_cancellation_is_deaf_while_responding() -> None:
+    m = ready(ListenMode.REALTIME)  # barge_in stays False: no features.aec
+    m.speech_end()
+    assert not m.accepts_audio  # its own voice would interrupt it
+    assert m.barge_in_confirmed() == []
+    assert m.phase is Phase.RESPONDING
+
+
+def test_confirmed_barge_in_interrupts_and_keeps_listening() -> None:
+    m = ready(ListenMode.REALTIME)
+    m.barge_in = True
+    m.speech_end()
+    assert m.barge_in_confirmed() == [Interrupt(Outcome.INTERRUPTED)]
+    assert m.phase is Phase.LISTENING  # the interrupting speech is the utterance now
+    assert m.barge_in_confirmed() == []
+    assert m.speech_end() == [EndUtterance()]
+
+
 def test_realtime_barge_in_and_audio_while_responding() -> None:
     m = ready(ListenMode.REALTIME)
+    m.barge_in = True
     m.speech_end()
     assert m.accepts_audio  # realtime keeps listening while speaking
     assert m.speech_start() == [Interrupt(Outcome.INTERRUPTED), StartListening(ListenMode.REALTIME)]
