@@ -79,7 +79,8 @@ class TurnResult:
 
     @property
     def transcript(self) -> str:
-        return " ".join(t for t in self.stt_texts if t).strip()
+        """What the runtime heard: the latest `stt` (earlier ones are live partials)."""
+        return next((t.strip() for t in reversed(self.stt_texts) if t.strip()), "")
 
     @property
     def reply_text(self) -> str:
@@ -187,7 +188,7 @@ class _Connection:
         now = time.perf_counter()
         if isinstance(message, Stt):
             turn.stt_texts.append(message.text)
-            turn.marks.setdefault("stt", now)
+            turn.marks["stt"] = now  # live partials come first; the last is the final
             self.report(f'stt: "{message.text}"')
         elif isinstance(message, Llm):
             turn.emotion = message.emotion
@@ -459,7 +460,7 @@ class SimulatedDevice:
             else:
                 # Encoded frame by frame: a repeated packet would replay the encoder's tail.
                 silence = self._uplink.packets(bytes(trailing_silence_ms // FRAME_MS * FRAME_BYTES))
-                await self._stream(connection, turn, silence, stop_on_tts=True, stop_on_stt=True)
+                await self._stream(connection, turn, silence, stop_on_tts=True, stop_on_reply=True)
             if abort_after is not None:
                 await self._abort_later(connection, turn, abort_after, reply_timeout)
             await connection.wait(lambda: turn.tts_stopped, reply_timeout)
@@ -479,7 +480,7 @@ class SimulatedDevice:
         packets: list[bytes],
         *,
         stop_on_tts: bool,
-        stop_on_stt: bool = False,
+        stop_on_reply: bool = False,
     ) -> None:
         """Send packets one per 60 ms (scaled by `pace`), like a live microphone."""
         start = time.perf_counter()
@@ -489,7 +490,8 @@ class SimulatedDevice:
             # auto/manual: the firmware mutes the mic while it speaks.
             if stop_on_tts and turn.tts_started and turn.mode != ListenMode.REALTIME:
                 return
-            if stop_on_stt and turn.stt_texts:
+            # The turn began (`llm` follows the final `stt`; earlier `stt`s are live text).
+            if stop_on_reply and (turn.emotion is not None or turn.tts_started):
                 return
             await connection.send_audio(packet, index * FRAME_MS)
             due = start + (index + 1) * FRAME_MS / 1000 * self.pace
