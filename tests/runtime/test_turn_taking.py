@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
@@ -23,19 +24,22 @@ from tests.conftest import TEST_TIME_UNIT
 from tests.runtime.harness import DeviceClient, FakePlatform, running_runtime
 
 T = TEST_TIME_UNIT
-REALTIME_AGENT = {"id": "agent-turns", "name": "Turns", "pipeline": []}
+REALTIME_AGENT = {"id": str(uuid.uuid4()), "name": "Turns", "pipeline": []}
 
 
 @pytest.fixture(scope="module")
 def piper() -> Callable[[str], bytes]:
+    from piper.config import SynthesisConfig
+
     from runtime.providers.local_tts import piper_voice
 
     voice = piper_voice()
     cache: dict[str, bytes] = {}
+    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
 
     def speak(text: str) -> bytes:
         if text not in cache:
-            pcm = b"".join(c.audio_int16_bytes for c in voice.synthesize(text))
+            pcm = b"".join(c.audio_int16_bytes for c in voice.synthesize(text, still))
             cache[text] = resample(pcm, 22_050, 16_000)
         return cache[text]
 
@@ -272,7 +276,7 @@ async def test_a_browser_is_interrupted_while_it_plays_the_reply(
 ) -> None:
     platform = FakePlatform()
     agent = {
-        "id": "agent-voice",
+        "id": str(uuid.uuid4()),
         "name": "Voice",
         "pipeline": [
             {"id": "tts", "settings": {"delivery": "chunked_file", "encoding": "linear16"}}
