@@ -193,9 +193,9 @@ async def test_interrupting_an_aec_dot_stops_the_reply_and_answers(
             and value["text"] == "wait stop i meant tomorrow in boston"
         ),
     )
-    *before, decision = barge_ins(platform)  # "Wait," alone may be dismissed as short
-    assert all(d["verdict"] == "dismiss" for d in before), before
-    assert decision["verdict"] == "confirm" and decision["reason"] in ("words", "long_speech")
+    decisions = barge_ins(platform)  # "Wait," alone may be dismissed as short first
+    confirmed = [d for d in decisions if d["verdict"] == "confirm"]
+    assert confirmed and confirmed[0]["reason"] in ("words", "long_speech"), decisions
     outcomes = sorted(t["outcome"] for t in platform.turns.values())
     assert "interrupted" in outcomes  # the reply was cut
     first = min(platform.turns.values(), key=lambda t: t["turnIndex"])
