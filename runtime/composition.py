@@ -35,6 +35,7 @@ from runtime.pipeline.errors import ConfigRefused
 from runtime.pipeline.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from runtime.pipeline.interfaces import LLM, STT, TTS, VAD, Pipeline
 from runtime.providers.keys import KeyResolver, ProviderKey
+from runtime.providers.netguard import precheck_url
 from runtime.providers.settings import (
     DEFAULT_OPENAI_BASE_URL,
     ProviderSettings,
@@ -64,6 +65,12 @@ LLM_SETTING_KEYS = (
     "requests_per_second",
     "extra_parameters",
 )
+# Cloud speech provider -> (its operator key, the settings field of its address).
+_SPEECH_DEFAULTS: dict[str, tuple[str, str | None]] = {
+    "deepgram": ("DEEPGRAM_API_KEY", "deepgram_base_url"),
+    "openai": ("OPENAI_API_KEY", "openai_base_url"),
+    "azure": ("AZURE_SPEECH_KEY", None),
+}
 _SELF_ENDPOINTING = frozenset({"deepgram", "azure"})
 
 
@@ -192,64 +199,101 @@ class _Builder:
             self.notes.append(note)
             return None
 
+    def _speech_target(self, stage: str, provider: str) -> tuple[str | None, ProviderKey]:
+        """(base URL, key) of a cloud speech provider for `stage`.
+
+        The stage's `base_url` and `api_key_name` apply to its own provider (a
+        fallback uses its defaults), under the LLM's rules: the name is a stored
+        secret or a key the operator offers, and an operator key goes only to its
+        origin; the URL must be public unless the operator allows private ones
+        (checked here, again on resolution and again when connecting). Empty
+        means the operator's address and key for the provider.
+        """
+        key_name, base_field = _SPEECH_DEFAULTS[provider]
+        default_base = str(getattr(self.settings, base_field)) if base_field else None
+        own = agent_config.stage_provider(self.agent, stage) == provider
+        custom = name = ""
+        if own:
+            custom = str(_setting(self.agent, stage, "base_url") or "").strip().rstrip("/")
+            name = str(_setting(self.agent, stage, "api_key_name") or "").strip()
+        if custom:
+            precheck_url(
+                custom,
+                allow_private=self.settings.allow_private_base_urls,
+                provider=provider,
+                what=f"{stage} base_url",
+                schemes=("https", "wss") if provider == "azure" else ("http", "https"),
+            )
+        base = custom or default_base
+        if name:
+            key = self.keys.resolve(name, provider=provider)
+            if key is None:
+                raise _Skip(f"api_key_name {name} is offered but not set on this runtime")
+        else:
+            key = self._speech_key(key_name, default_base, provider)
+        if base:
+            key.check_destination(base, provider)
+        return base, key
+
     def stt(self, provider: str) -> STT | None:
         if provider == "local":
             return _local_stt()
+        if provider == "azure":
+            from runtime.providers.azure_speech import AzureSTT
+
+            return AzureSTT(self._azure_auth("stt"), timeout_s=self.settings.provider_timeout_s)
+        if provider not in _SPEECH_DEFAULTS:
+            raise _Skip(f"unknown stt provider {provider!r}")
+        base, key = self._speech_target("stt", provider)
+        assert base is not None
+        endpoint = self._endpoint(provider, base, key)
         if provider == "deepgram":
             from runtime.providers.deepgram import DeepgramSTT
 
-            base = self.settings.deepgram_base_url
-            key = self._speech_key("DEEPGRAM_API_KEY", base, provider)
             model = _model_for(self.agent, "stt", provider, lambda m: not m.startswith("gpt-"))
-            return DeepgramSTT(self._endpoint(provider, base, key), model=model)
-        if provider == "openai":
-            from runtime.providers.openai_speech import OpenAISTT
+            return DeepgramSTT(endpoint, model=model)
+        from runtime.providers.openai_speech import OpenAISTT
 
-            base = self.settings.openai_base_url
-            key = self._speech_key("OPENAI_API_KEY", base, provider)
-            model = _model_for(
-                self.agent, "stt", provider, lambda m: m.startswith(("gpt-", "whisper"))
-            )
-            return OpenAISTT(self._endpoint(provider, base, key), model=model)
-        if provider == "azure":
-            from runtime.providers.azure_speech import AzureAuth, AzureSTT
-
-            key = self._speech_key("AZURE_SPEECH_KEY", None, provider)
-            if not self.settings.azure_speech_region:
-                raise _Skip("azure needs AZURE_SPEECH_REGION")
-            auth = AzureAuth(key.reveal(), self.settings.azure_speech_region)
-            return AzureSTT(auth, timeout_s=self.settings.provider_timeout_s)
-        raise _Skip(f"unknown stt provider {provider!r}")
+        model = _model_for(self.agent, "stt", provider, lambda m: m.startswith(("gpt-", "whisper")))
+        return OpenAISTT(endpoint, model=model)
 
     def tts(self, provider: str) -> TTS | None:
         if provider == "local":
             return None  # the local engines end every list anyway
+        if provider == "azure":
+            from runtime.providers.azure_speech import AzureTTS
+
+            voice = _model_for(self.agent, "tts", provider, lambda m: "Neural" in m)
+            auth = self._azure_auth("tts")
+            return AzureTTS(auth, voice=voice, timeout_s=self.settings.provider_timeout_s)
+        if provider not in _SPEECH_DEFAULTS:
+            raise _Skip(f"unknown tts provider {provider!r}")
+        base, key = self._speech_target("tts", provider)
+        assert base is not None
+        endpoint = self._endpoint(provider, base, key)
         if provider == "deepgram":
             from runtime.providers.deepgram import DeepgramTTS
 
-            base = self.settings.deepgram_base_url
-            key = self._speech_key("DEEPGRAM_API_KEY", base, provider)
             model = _model_for(self.agent, "tts", provider, lambda m: m.startswith("aura"))
-            return DeepgramTTS(self._endpoint(provider, base, key), model=model)
-        if provider == "openai":
-            from runtime.providers.openai_speech import OpenAITTS
+            return DeepgramTTS(endpoint, model=model)
+        from runtime.providers.openai_speech import OpenAITTS
 
-            base = self.settings.openai_base_url
-            key = self._speech_key("OPENAI_API_KEY", base, provider)
-            model = _model_for(
-                self.agent, "tts", provider, lambda m: m.startswith(("gpt-", "tts-"))
-            )
-            return OpenAITTS(self._endpoint(provider, base, key), model=model)
-        if provider == "azure":
-            from runtime.providers.azure_speech import AzureAuth, AzureTTS
+        model = _model_for(self.agent, "tts", provider, lambda m: m.startswith(("gpt-", "tts-")))
+        return OpenAITTS(endpoint, model=model)
 
-            key = self._speech_key("AZURE_SPEECH_KEY", None, provider)
-            if not self.settings.azure_speech_region:
-                raise _Skip("azure needs AZURE_SPEECH_REGION")
-            voice = _model_for(self.agent, "tts", provider, lambda m: "Neural" in m)
-            auth = AzureAuth(key.reveal(), self.settings.azure_speech_region)
-            return AzureTTS(auth, voice=voice, timeout_s=self.settings.provider_timeout_s)
-        raise _Skip(f"unknown tts provider {provider!r}")
+    def _azure_auth(self, stage: str) -> Any:
+        from runtime.providers.azure_speech import AzureAuth
+
+        endpoint, key = self._speech_target(stage, "azure")
+        region = self.settings.azure_speech_region or ""
+        if not endpoint and not region:
+            raise _Skip("azure needs AZURE_SPEECH_REGION (or the stage's base_url)")
+        return AzureAuth(
+            key.reveal(),
+            region,
+            endpoint=endpoint,
+            allow_private=self.settings.allow_private_base_urls,
+        )
 
     def llm(self, provider: str) -> LLM | None:
         if provider == "echo":

@@ -60,12 +60,31 @@ PROVIDER_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+class AgentConfigError(ValueError):
+    """A stage configuration that cannot be saved; the message names the setting."""
+
+
 def _opts(*values: str) -> list[dict[str, str]]:
     return [{"label": v, "value": v} for v in values]
 
 
 def _setting(key: str, label: str, value: Any, control: str, **extra: Any) -> dict[str, Any]:
     return {"key": key, "label": label, "value": value, "control": control, **extra}
+
+
+def _endpoint_settings(example: str) -> list[dict[str, Any]]:
+    """`api_key_name` and `base_url` of a cloud speech stage, as the LLM stage has them.
+
+    They apply to the stage's own provider (its fallbacks use their defaults) and
+    follow the LLM's rules: the name is a stored secret or a key the operator
+    offers (an operator key goes only to its origin); the URL must be public
+    unless the operator allows private addresses. Empty means the provider's own:
+    the operator's key and address for it.
+    """
+    return [
+        _setting("api_key_name", "API key name", "", "text", placeholder="the provider's key"),
+        _setting("base_url", "Base URL", "", "text", placeholder=example),
+    ]
 
 
 def _fallbacks(stage: str) -> dict[str, Any]:
@@ -220,6 +239,7 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
                 "multi-select",
                 options=_opts("smart_format", "punctuate", "numerals"),
             ),
+            *_endpoint_settings("https://api.deepgram.com"),
             _fallbacks("stt"),
         ],
     },
@@ -347,6 +367,7 @@ _STAGES: Final[tuple[dict[str, Any], ...]] = (
                 "select",
                 options=_opts("fast", "balanced", "relaxed"),
             ),
+            *_endpoint_settings("https://api.deepgram.com"),
             _fallbacks("tts"),
         ],
     },
@@ -573,27 +594,79 @@ def _upgrade_legacy(stage_id: str, values: dict[str, Any]) -> None:
             values["system_prompt"] = f"{stripped}\n\n{CHUNK_RULES}"
 
 
-def _stored_stages(stored: Any) -> dict[str, Mapping[str, Any]]:
+def _stored_stages(stored: Any, *, strict: bool = False) -> dict[str, Mapping[str, Any]]:
     if isinstance(stored, Mapping) and "stages" in stored:
         stored = stored["stages"]
     if isinstance(stored, Mapping):
-        return {k: v for k, v in stored.items() if isinstance(v, Mapping)}
+        stages = {k: v for k, v in stored.items() if isinstance(v, Mapping)}
+        if strict:
+            for stage_id in stored:
+                _known_stage(stage_id)
+        return stages
     found: dict[str, Mapping[str, Any]] = {}
     if isinstance(stored, list):
         for stage in stored:
+            if strict:
+                if not isinstance(stage, Mapping):
+                    raise AgentConfigError("Each pipeline stage must be an object.")
+                _known_stage(stage.get("id"))
+                if stage["id"] in found:
+                    raise AgentConfigError(f"The pipeline lists the {stage['id']} stage twice.")
             if isinstance(stage, Mapping) and stage.get("id") in _STAGE_BY_ID:
                 found.setdefault(stage["id"], stage)
     return found
 
 
-def normalize_pipeline(stored: Any) -> list[dict[str, Any]]:
-    """Project stored stages (full or compact, any age) onto the current descriptors."""
-    by_id = _stored_stages(stored)
+def _known_stage(stage_id: Any) -> None:
+    if stage_id not in _STAGE_BY_ID:
+        raise AgentConfigError(
+            f"{stage_id!r} is not a pipeline stage; the stages are {', '.join(STAGE_IDS)}."
+        )
+
+
+# Keys an older console saved that normalisation folds into today's (`_upgrade_legacy`).
+_LEGACY_KEYS: Final[Mapping[str, frozenset[str]]] = {
+    stage: frozenset(flags) for stage, (_key, flags) in _LEGACY_FEATURE_KEYS.items()
+}
+
+
+def _check_keys(stage_id: str, saved: Mapping[str, Any]) -> None:
+    """Refuse a setting this stage does not have, naming it (it would vanish on save)."""
+    settings = saved.get("settings")
+    keys: list[Any] = []
+    if isinstance(settings, Mapping):
+        keys = list(settings)
+    elif isinstance(settings, list):
+        for item in settings:
+            if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
+                raise AgentConfigError(f"A {stage_id} setting has no key.")
+            keys.append(item["key"])
+    elif settings is not None:
+        raise AgentConfigError(f"The {stage_id} stage's settings must be a list or an object.")
+    known = _SETTING_BY_KEY[stage_id]
+    for key in keys:
+        if key not in known and key not in _LEGACY_KEYS.get(stage_id, ()):
+            raise AgentConfigError(
+                f"The {stage_id} stage has no setting {key!r}; its settings are {', '.join(known)}."
+            )
+
+
+def normalize_pipeline(stored: Any, *, strict: bool = False) -> list[dict[str, Any]]:
+    """Project stored stages (full or compact, any age) onto the current descriptors.
+
+    Reading is lenient (what an older version stored must still load). With
+    `strict` (a client saving), what normalisation would otherwise drop without a
+    word is refused with `AgentConfigError`: an unknown stage, a stage listed
+    twice, a setting the stage does not have.
+    """
+    by_id = _stored_stages(stored, strict=strict)
     stages = default_stages()
     for stage in stages:
         saved = by_id.get(stage["id"])
         if saved is None:
             continue
+        if strict:
+            _check_keys(stage["id"], saved)
         provider = saved.get("provider")
         if isinstance(provider, str) and provider in PROVIDER_OPTIONS[stage["id"]]:
             stage["provider"] = provider
@@ -609,8 +682,9 @@ def normalize_pipeline(stored: Any) -> list[dict[str, Any]]:
     return stages
 
 
-def compact_pipeline(stages: Any) -> list[dict[str, Any]]:
-    """What the API stores: provider, model and every value, without UI descriptors."""
+def compact_pipeline(stages: Any, *, strict: bool = False) -> list[dict[str, Any]]:
+    """What the API stores: provider, model and every value, without UI descriptors
+    (`strict`: refuse what would be dropped, see `normalize_pipeline`)."""
     return [
         {
             "id": s["id"],
@@ -618,7 +692,7 @@ def compact_pipeline(stages: Any) -> list[dict[str, Any]]:
             "model": s["model"],
             "settings": {x["key"]: x["value"] for x in s["settings"]},
         }
-        for s in normalize_pipeline(stages)
+        for s in normalize_pipeline(stages, strict=strict)
     ]
 
 

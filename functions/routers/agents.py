@@ -83,8 +83,15 @@ async def update_agent(agent_id: str, body: AgentUpdate, ctx: UserDb) -> AgentEn
         body.realtime if body.realtime is not None else current.get("realtime"),
         _tools(body.tools) if body.tools is not None else current.get("tools"),
     )
-    stages_source = body.pipeline if body.pipeline is not None else (row["pipeline_manifest"] or {})
-    stages = agent_config.compact_pipeline(stages_source)
+    if body.pipeline is not None:
+        try:
+            # What the client sends is checked: a setting a stage does not have is
+            # refused by name instead of vanishing on save.
+            stages = agent_config.compact_pipeline(body.pipeline, strict=True)
+        except agent_config.AgentConfigError as exc:
+            raise BadRequest(str(exc)) from None
+    else:
+        stages = agent_config.compact_pipeline(row["pipeline_manifest"] or {})
     await store.write_version(ctx.conn, row, ctx.user_id, manifest, stages)
     return await _envelope(ctx, parsed)
 

@@ -13,6 +13,11 @@ ordinary asyncio cancellation plus a `stop()` on the seam handle.
 Azure's segmentation is a provider-side endpointer: each `recognized` phrase is
 reported as `speech_final`, with the silence timeout taken from the agent's
 endpointing setting.
+
+A stage's `base_url` is an Azure Speech endpoint (`wss://…` or `https://…`, e.g. a
+custom domain or a container) used instead of the region. The SDK opens its own
+connections, so the runtime's connect-time address check cannot sit under them:
+the endpoint is resolved and checked (`netguard.vet_url`) before each use instead.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from runtime.pipeline.errors import (
 )
 from runtime.pipeline.interfaces import PcmChunk, SttOptions, Transcript, TtsOptions
 from runtime.providers.http import redact
+from runtime.providers.netguard import vet_url
 
 NAME = "azure"
 DEFAULT_VOICE = "en-US-AvaMultilingualNeural"
@@ -57,9 +63,28 @@ class SynthesisHandle(Protocol):
 class AzureAuth:
     key: str
     region: str
+    endpoint: str | None = None  # instead of the region: the stage's base_url
+    allow_private: bool = False
 
     def __repr__(self) -> str:
-        return f"AzureAuth(region={self.region!r})"
+        return f"AzureAuth(region={self.region!r}, endpoint={self.endpoint!r})"
+
+    async def vet(self) -> None:
+        """Refuse an endpoint whose host is not public (before every use: the SDK
+        connects by itself, so this is the check that sees the address)."""
+        if self.endpoint:
+            await vet_url(
+                self.endpoint,
+                allow_private=self.allow_private,
+                provider=NAME,
+                what="azure base_url",
+                schemes=("https", "wss"),
+            )
+
+    def speech_config(self, sdk: Any) -> Any:
+        if self.endpoint:
+            return sdk.SpeechConfig(subscription=self.key, endpoint=self.endpoint)
+        return sdk.SpeechConfig(subscription=self.key, region=self.region)
 
 
 class AzureSeam(Protocol):
@@ -122,6 +147,7 @@ class AzureSTT:
             loop.call_soon_threadsafe(events.put_nowait, (kind, text, code))
 
         segmentation = options.endpointing_ms or self._segmentation_ms
+        await self._auth.vet()
         handle = await asyncio.to_thread(
             self._seam.start_recognition,
             self._auth,
@@ -195,6 +221,7 @@ class AzureTTS:
         def on_done(code: str | None, details: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (code, details))
 
+        await self._auth.vet()
         handle = await asyncio.to_thread(
             self._seam.start_synthesis,
             self._auth,
@@ -279,7 +306,7 @@ class SdkSeam:
         on_event: RecognitionEvent,
     ) -> RecognitionHandle:  # pragma: no cover - needs the Azure service
         sdk = self._sdk()
-        config = sdk.SpeechConfig(subscription=auth.key, region=auth.region)
+        config = auth.speech_config(sdk)
         config.speech_recognition_language = language
         if segmentation_ms:
             config.set_property(
@@ -321,7 +348,7 @@ class SdkSeam:
         on_done: SynthesisDone,
     ) -> SynthesisHandle:  # pragma: no cover - needs the Azure service
         sdk = self._sdk()
-        config = sdk.SpeechConfig(subscription=auth.key, region=auth.region)
+        config = auth.speech_config(sdk)
         config.speech_synthesis_voice_name = voice
         config.set_speech_synthesis_output_format(
             sdk.SpeechSynthesisOutputFormat.Raw24Khz16BitMonoPcm
