@@ -155,7 +155,9 @@ async def test_a_device_streaming_without_end_gets_turns_at_the_bound() -> None:
         cut = rt.app.ctx.metrics.utterances_cut.get(kind="device")
         await client.close()
     assert cut >= 3
-    assert {t["outcome"] for t in platform.turns.values()} == {"ignored"}
+    outcomes = [t["outcome"] for t in platform.turns.values()]
+    # Heard nothing, so ignored; one turn may still run when the socket closes (aborted).
+    assert outcomes.count("ignored") >= 3 and set(outcomes) <= {"ignored", "aborted"}
     # Each utterance ended at 1 s of audio, and the replay record at 0.5 s.
     assert len(quiet.heard) >= 3 and max(quiet.heard) <= RATE_BYTES
     assert 0 < quiet.max_replay <= RATE_BYTES // 2
