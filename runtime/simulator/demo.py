@@ -28,7 +28,9 @@ DEMO_EMAIL = "demo@opendot.local"
 DEMO_PASSWORD = "opendot-demo"  # noqa: S105 - the documented seed account of `opendot up`
 DEMO_AGENT_ID = "00000000-0000-4000-8000-0000000000a1"
 QUESTIONS = (
-    "My favourite colour is green. Please remember that.",
+    # One sentence: with the semantic end of turn, a finished sentence followed by a
+    # pause is the end of the turn (the second sentence would be cut off).
+    "Please remember that my favourite colour is green.",
     "What is my favourite colour?",
     # The tool turn. A word after the number keeps it clear of the end-of-speech cut,
     # which once turned a final "40." into "4V" in Whisper tiny's ear.
