@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from runtime.api_client import ApiRefused, ApiUnavailable
 from runtime.pipeline.errors import ConfigRefused, ProviderError
+from runtime.protocol.jsontext import load_value
 from runtime.providers.http import CallPolicy, read_all, shared_client
 from runtime.providers.netguard import vet_url
 from runtime.realtime.config import RealtimeConfig, is_speech_to_speech
@@ -47,10 +48,9 @@ async def client_secret(request: Request, *, ctx: RuntimeContext) -> Response:
     body = await request.body()
     token: Any = None
     if len(body) <= MAX_BODY:
-        try:
-            parsed = json.loads(body or b"{}")
-        except ValueError:
-            parsed = None
+        # Parsed (and its strings cleaned) like every browser message: a lone
+        # surrogate must not reach the API call as an encoding error (a 500).
+        parsed = load_value(body or b"{}")
         token = parsed.get("token") if isinstance(parsed, dict) else None
     if not isinstance(token, str) or not token.strip() or len(token) > 512:
         return _error(400, 'A realtime session token is required: {"token": "od_vt_…"}.')

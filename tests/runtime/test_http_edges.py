@@ -215,3 +215,17 @@ async def test_the_shared_provider_clients_close_at_shutdown() -> None:
         clients = [shared_client(allow_private=False), shared_client(allow_private=True)]
         assert not any(c.is_closed for c in clients)
     assert all(c.is_closed for c in clients)
+
+
+async def test_a_lone_surrogate_in_a_browser_body_is_a_refusal_not_a_crash() -> None:
+    async with (
+        running_runtime(_pipeline, FakePlatform()) as rt,
+        httpx.AsyncClient(base_url=rt.http_base) as http,
+    ):
+        answer = await http.post(
+            "/realtime/client-secret",
+            content=b'{"token":"od_vt_\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 401, answer.text
+    assert "invalid" in answer.json()["error"]
