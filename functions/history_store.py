@@ -256,9 +256,12 @@ async def latency(
     result = []
     for m in MARKS[1:]:
         if row is not None and row[f"{m}_n"]:
+            _, stage, label = _MARK_SPANS[m]
             result.append(
                 {
-                    "stage": m,
+                    # The timeline's vocabulary, as the turn detail's spans name them.
+                    "stage": stage,
+                    "label": label,
                     "p50Ms": round(float(row[f"{m}_p50"]), 1),
                     "p95Ms": round(float(row[f"{m}_p95"]), 1),
                     "count": int(row[f"{m}_n"]),

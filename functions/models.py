@@ -406,7 +406,8 @@ class SessionDetail(CamelModel):
 
 
 class StageLatency(CamelModel):
-    stage: str
+    stage: str = Field(description="The timeline's name for the mark, as turn spans name it.")
+    label: str
     p50_ms: float
     p95_ms: float
     count: int

@@ -234,7 +234,10 @@ async def test_latency_percentiles_over_the_last_hundred_turns(make_client: AppF
     ).json()
     assert stats["turns"] == 100
     stt = next(s for s in stats["stages"] if s["stage"] == "stt_final")
-    assert stt["count"] == 100
+    assert stt["count"] == 100 and stt["label"] == "STT final"
+    # The same names the turn detail's spans use (the runtime's timeline vocabulary).
+    names = {s["stage"] for s in stats["stages"]}
+    assert names <= {"stt_final", "llm_first_delta", "tts_request", "first_audio", "turn_end"}
     assert stt["p50Ms"] == pytest.approx(104.5)
     assert stt["p95Ms"] == 109  # ten turns each of 100..109 ms: the top tenth is 109
     empty = (

@@ -346,3 +346,18 @@ def decodable(packets: list[bytes]) -> int:
         return sum(1 for p in packets if len(decoder.decode(p)) == 2880)
     finally:
         decoder.close()
+
+
+def final_stt(messages: list[dict[str, Any]]) -> str:
+    """The turn's final transcript: the last `stt` before the reply's first `llm` or `tts`.
+
+    Earlier `stt` messages are live partials (docs/protocols.md), whose text depends on
+    when a decode ran, so a test that reads the first one reads the machine's speed."""
+    text: str | None = None
+    for message in messages:
+        if message["type"] in ("llm", "tts"):
+            break
+        if message["type"] == "stt":
+            text = message["text"]
+    assert text is not None, "no stt message before the reply"
+    return text

@@ -12,7 +12,7 @@ from runtime.pipeline.doubles import double_pipeline, loud_frame, silence_frame
 from runtime.pipeline.interfaces import Pipeline
 from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
-from tests.runtime.harness import DeviceClient, FakePlatform, decodable, running_runtime
+from tests.runtime.harness import DeviceClient, FakePlatform, decodable, final_stt, running_runtime
 
 T = TEST_TIME_UNIT
 UTTERANCE = loud_frame(600) + silence_frame(600)
@@ -44,8 +44,7 @@ async def test_a_spoken_turn_returns_stt_llm_tts_and_decodable_opus(version: int
         assert (code, reason) == (1000, "turn_complete")
         kinds = [(m["type"], m.get("state")) for m in client.messages]
         assert ("stt", None) in kinds and ("llm", None) in kinds
-        stt = next(m for m in client.messages if m["type"] == "stt")
-        assert stt["text"] == "what time is it"
+        assert final_stt(client.messages) == "what time is it"
         assert all(m["session_id"] == client.session_id for m in client.messages)
         tts_states = [m["state"] for m in client.messages if m["type"] == "tts"]
         assert tts_states == ["start", "sentence_start", "sentence_start", "stop"]

@@ -10,7 +10,13 @@ from runtime.composition import pipeline_factory
 from runtime.pipeline.interfaces import Pipeline
 from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
-from tests.runtime.harness import DeviceClient, FakePlatform, decodable, running_runtime
+from tests.runtime.harness import (
+    DeviceClient,
+    FakePlatform,
+    decodable,
+    final_stt,
+    running_runtime,
+)
 
 T = TEST_TIME_UNIT
 
@@ -34,8 +40,7 @@ async def test_spoken_turn_with_local_engines() -> None:
         await client.send_audio(speech, pace_s=0.01)
         assert await client.until_closed(within=120 * T) == (1000, "turn_complete")
         await client.close()
-    stt = next(m for m in client.messages if m["type"] == "stt")
-    assert "weather" in stt["text"].lower()
+    assert "weather" in final_stt(client.messages).lower()
     assert len(client.packets) > 10
     assert decodable(client.packets) == len(client.packets)
     (turn,) = platform.turns.values()

@@ -101,7 +101,7 @@ function Latency({ filter }: { filter: Filter }) {
               <tbody>
                 {s.stages.map((st) => (
                   <tr key={st.stage} data-stage={st.stage}>
-                    <th scope="row">{stageName({ stage: st.stage, startMs: 0, endMs: 0 })}</th>
+                    <th scope="row">{stageName({ stage: st.stage, label: st.label, startMs: 0, endMs: 0 })}</th>
                     <td>{ms(st.p50Ms)}</td>
                     <td>{ms(st.p95Ms)}</td>
                     <td>{st.count}</td>

@@ -20,14 +20,12 @@ const NAMES: Record<string, string> = {
   stt_final: "Speech to text",
   llm_request: "LLM request",
   llm_first_delta: "LLM first token",
-  llm_first_token: "LLM first token",
   llm_done: "LLM done",
-  first_chunk: "First sentence",
   tts_request: "TTS request",
   tts_chunk: "TTS chunk",
   tts_done: "TTS done",
   first_audio: "First audio",
-  ended: "Turn end",
+  turn_end: "Turn end",
 };
 
 export function stageName(span: Span): string {
