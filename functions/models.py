@@ -376,6 +376,7 @@ class StageSpan(CamelModel):
     end_ms: float
     elapsed_ms: float = Field(description="When the span ended (its endMs).")
     bytes: int | None = Field(default=None, description="PCM bytes of a `tts_chunk`.")
+    provider: str | None = Field(default=None, description="The provider that served the stage.")
 
 
 class SessionEvent(CamelModel):

@@ -262,6 +262,7 @@ class TimelineSpan(WireModel):
     end_ms: float = Field(ge=0, le=86_400_000)
     elapsed_ms: float = Field(ge=0, le=86_400_000)
     bytes: int | None = Field(default=None, ge=0)
+    provider: str | None = Field(default=None, max_length=64)  # who served the stage
 
 
 class TurnRecord(WireModel):

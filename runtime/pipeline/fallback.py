@@ -40,6 +40,7 @@ from runtime.pipeline.interfaces import (
     Transcript,
     TtsOptions,
 )
+from runtime.pipeline.served import report_fallback, report_served
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ async def _first_of(
 
 
 async def _run(
+    stage: str,
     providers: Sequence[P],
     start: Callable[[P], AsyncIterator[T]],
     first_output_timeout_s: float | None,
@@ -115,7 +117,9 @@ async def _run(
                     providers[index + 1].name,
                     last_error,
                 )
+                report_fallback(stage, provider.name, providers[index + 1].name, str(last_error))
             continue
+        report_served(stage, provider.name)
         if on_commit is not None:
             on_commit()
         try:
@@ -142,7 +146,7 @@ class FallbackLLM:
         self.name = _names(self.providers)
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[LlmOutput]:
-        run = _run(self.providers, lambda p: p.stream(request), self.first_output_timeout_s)
+        run = _run("llm", self.providers, lambda p: p.stream(request), self.first_output_timeout_s)
         try:
             async for delta in run:
                 yield delta
@@ -157,7 +161,9 @@ class FallbackTTS:
         self.name = _names(self.providers)
 
     async def stream(self, text: str, options: TtsOptions) -> AsyncIterator[PcmChunk]:
-        run = _run(self.providers, lambda p: p.stream(text, options), self.first_output_timeout_s)
+        run = _run(
+            "tts", self.providers, lambda p: p.stream(text, options), self.first_output_timeout_s
+        )
         try:
             async for chunk in run:
                 yield chunk
@@ -238,6 +244,7 @@ class FallbackSTT:
         max_bytes = int(self.replay_max_s * options.sample_rate) * PCM_SAMPLE_WIDTH
         replay = self.replay = _Replay(audio, max_bytes)
         run = _run(
+            "stt",
             self.providers,
             lambda p: p.stream(replay.view(), options),
             None,

@@ -229,6 +229,7 @@ class Timeline(BrowserEvent):
     end_ms: float
     elapsed_ms: float
     bytes: int | None = None
+    provider: str | None = None  # the provider that served the span's stage
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ from runtime.pipeline.interfaces import (
     VadEvent,
     VadStream,
 )
+from runtime.pipeline.served import STAGES
+from runtime.pipeline.served import bind as bind_served
 from runtime.protocol.errors import CloseCode, ProtocolError
 from runtime.providers.keys import KeyResolver
 from runtime.session.agent import TurnConfig, turn_config
@@ -252,6 +254,24 @@ class VoiceSession:
     def _record_turn(self, turn: TurnState) -> None:
         ctx = self.ctx
         ctx.metrics.turns.inc(kind=self.kind, outcome=turn.outcome.value)
+        served = turn.marks.served
+        if self.pipeline is not None:
+            # A stage of one provider reports nothing (only fallback chains decide per call).
+            for stage in STAGES:
+                impl = getattr(self.pipeline, stage, None)
+                if impl is not None and not hasattr(impl, "providers"):
+                    served.providers.setdefault(stage, impl.name)
+        for fallback in served.fallbacks:
+            self._event(
+                "provider_fallback",
+                {
+                    "stage": fallback.stage,
+                    "from": fallback.failed,
+                    "to": fallback.to,
+                    "message": fallback.reason,
+                },
+                turn.turn_id,
+            )
         for name in ("stt_final", "llm_first_token", "first_chunk", "first_audio"):
             value = turn.marks.since_speech_end(name)
             if value is not None:
@@ -278,6 +298,7 @@ class VoiceSession:
     ) -> AsyncIterator[TurnState]:
         index, self._turn_index = self._turn_index, self._turn_index + 1
         turn = TurnState(turn_id or str(uuid.uuid4()), index, marks)
+        bind_served(marks.served)  # the reply's LLM and TTS tasks report into the turn
         self._current_turn = turn.turn_id
         try:
             yield turn

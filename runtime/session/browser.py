@@ -355,7 +355,7 @@ class BrowserSession(VoiceSession):
         self._preroll_bytes = 0
         if utterance is None:
             return
-        marks = TurnMarks()
+        marks = TurnMarks(utterance.served)
         marks.mark("speech_end")
         previous = self._turn if self.busy else None
         if previous is not None:

@@ -523,7 +523,7 @@ class DeviceSession(VoiceSession):
     def _end_utterance(self) -> None:
         utterance, self._utterance = self._utterance, None
         self._preroll.clear()
-        marks = TurnMarks()
+        marks = TurnMarks(utterance.served if utterance is not None else None)
         marks.mark("speech_end")
         # A reply cut by a barge-in may still be winding down: the new turn waits for it.
         previous = self._turn if self.busy else None

@@ -27,6 +27,7 @@ no span. Speech-to-speech turns have the stages their provider reports.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -57,6 +58,7 @@ class Span:
     start_ms: float
     end_ms: float
     bytes: int | None = None
+    provider: str | None = None  # who served the stage, when the turn knows
 
     @property
     def elapsed_ms(self) -> float:
@@ -72,6 +74,7 @@ class Span:
             self.end_ms,
             self.elapsed_ms,
             self.bytes,
+            self.provider,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -85,6 +88,8 @@ class Span:
         }
         if self.bytes is not None:
             record["bytes"] = self.bytes
+        if self.provider is not None:
+            record["provider"] = self.provider
         return record
 
 
@@ -100,8 +105,17 @@ _FROM_MARKS: Final = (
 )
 
 
-def build_timeline(marks: dict[str, float], chunks: list[RawSpan]) -> list[Span]:
-    """The turn's spans in time order; [] when its speech end was never marked."""
+def stage_of(span_stage: str) -> str | None:
+    """The pipeline stage a span belongs to (`llm_done` -> `llm`); None for `first_audio`."""
+    head = span_stage.split("_", 1)[0]
+    return head if head in ("stt", "llm", "tts") else None
+
+
+def build_timeline(
+    marks: dict[str, float], chunks: list[RawSpan], providers: Mapping[str, str] | None = None
+) -> list[Span]:
+    """The turn's spans in time order; [] when its speech end was never marked.
+    `providers` (stage -> provider name) names who served each span."""
     origin = marks.get("speech_end")
     if origin is None:
         return []
@@ -115,6 +129,15 @@ def build_timeline(marks: dict[str, float], chunks: list[RawSpan]) -> list[Span]
         if start is not None and end is not None:
             raw.append(RawSpan(span_id, stage, label, start, max(start, end)))
     raw.extend(chunks[:MAX_CHUNK_SPANS])
-    spans = [Span(r.span_id, r.stage, r.label, ms(r.start), ms(r.end), r.bytes) for r in raw]
+    served = providers or {}
+
+    def provider(stage: str) -> str | None:
+        key = stage_of(stage)
+        return served.get(key) if key is not None else None
+
+    spans = [
+        Span(r.span_id, r.stage, r.label, ms(r.start), ms(r.end), r.bytes, provider(r.stage))
+        for r in raw
+    ]
     order = {span_id: i for i, (span_id, *_rest) in enumerate(_FROM_MARKS)}
     return sorted(spans, key=lambda s: (s.start_ms, s.end_ms, order.get(s.span_id, 99)))

@@ -30,6 +30,7 @@ from runtime.pipeline.interfaces import (
     Transcript,
     TtsOptions,
 )
+from runtime.pipeline.served import Served, context_for
 from runtime.protocol.chunks import ChunkParser
 from runtime.protocol.text import clean_text
 from runtime.session.timeline import RawSpan, Span, build_timeline
@@ -61,8 +62,10 @@ class TurnMarks:
 
     NAMES = ("speech_end", "stt_final", "llm_first_token", "first_chunk", "first_audio", "ended")
 
-    def __init__(self) -> None:
+    def __init__(self, served: Served | None = None) -> None:
         loop = asyncio.get_running_loop()
+        # Which provider served each stage; the utterance's, when it had one (its STT).
+        self.served = served if served is not None else Served()
         self._clock = loop.time
         self._mono0 = loop.time()
         self._wall0 = time.time()
@@ -84,7 +87,7 @@ class TurnMarks:
         )
 
     def timeline(self) -> list[Span]:
-        return build_timeline(self.values, self.chunks)
+        return build_timeline(self.values, self.chunks, self.served.providers)
 
     def since_speech_end(self, name: str) -> float | None:
         start, end = self.values.get("speech_end"), self.values.get(name)
@@ -137,7 +140,10 @@ class Utterance:
         self.audio_bytes = 0
         self.error: ProviderError | None = None
         self.provider_endpoint = asyncio.Event()
-        self.task = asyncio.create_task(self._run(stt, options), name="stt")
+        self.served = Served()  # the STT stage's provider and fallbacks, for the turn
+        self.task = asyncio.create_task(
+            self._run(stt, options), name="stt", context=context_for(self.served)
+        )
 
     @property
     def queued(self) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from runtime.pipeline.doubles import double_pipeline, loud_frame, silence_frame
+from runtime.pipeline.errors import ProviderTimeout, ProviderUnavailable
+from runtime.pipeline.fallback import FallbackSTT, FallbackTTS
 from runtime.pipeline.interfaces import Pipeline
 from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
@@ -225,3 +228,56 @@ async def test_api_down_during_a_session_the_turn_goes_on_and_records_are_retrie
     (turn,) = platform.turns.values()
     assert turn["outcome"] == "completed"
     assert client.session_id in platform.closed
+
+
+class _DownSTT:
+    name = "deepgram"
+
+    async def stream(self, audio: Any, options: Any) -> Any:
+        raise ProviderUnavailable("deepgram", "HTTP 503")
+        yield  # an async generator that fails before any output
+
+
+class _DownTTS:
+    name = "azure"
+
+    async def stream(self, text: str, options: Any) -> Any:
+        raise ProviderTimeout("azure", "no audio within 3 s")
+        yield
+
+
+async def test_the_record_names_who_served_each_stage_and_every_fallback() -> None:
+    def make(_agent: Any) -> Pipeline:
+        pipeline = double_pipeline("<chunk>Hello there.</chunk>", "what time is it")
+        return replace(
+            pipeline,
+            stt=FallbackSTT([_DownSTT(), pipeline.stt]),
+            tts=FallbackTTS([_DownTTS(), pipeline.tts]),
+        )
+
+    platform = FakePlatform()
+    device = platform.add_device()
+    async with running_runtime(make, platform) as rt:
+        client = DeviceClient(rt.ws_base, device.token)
+        await client.connect()
+        await client.hello()
+        await client.listen(ListenState.START, ListenMode.AUTO)
+        await client.send_audio(UTTERANCE)
+        assert await client.until_closed(within=30 * T) == (1000, "turn_complete")
+    assert final_stt(client.messages) == "what time is it"
+    (turn,) = platform.turns.values()
+    providers = {span["stage"]: span.get("provider") for span in turn["timeline"]}
+    assert providers["stt_final"] == "scripted-stt"
+    assert providers["llm_first_delta"] == "function-llm"
+    assert providers["tts_request"] == "function-tts"
+    first_audio = next(s for s in turn["timeline"] if s["stage"] == "first_audio")
+    assert first_audio.get("provider") is None  # a point of the turn, no stage
+    fallbacks = [e for e in platform.events if e["kind"] == "provider_fallback"]
+    assert {
+        (e["payload"]["stage"], e["payload"]["from"], e["payload"]["to"]) for e in fallbacks
+    } == {
+        ("stt", "deepgram", "scripted-stt"),
+        ("tts", "azure", "function-tts"),
+    }
+    assert all(e["turnId"] == turn["id"] for e in fallbacks)
+    assert any("HTTP 503" in e["payload"]["message"] for e in fallbacks)

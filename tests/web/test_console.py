@@ -234,6 +234,8 @@ def test_pair_a_simulated_dot_and_see_its_turn_in_history(page: Any, stack: Stac
     turn.wait_for(timeout=30_000 * T)
     assert "weather" in turn.locator(".you").inner_text().lower()
     assert turn.locator("table.waterfall tr[data-stage=stt_final]").count() == 1
+    # Which provider served the stage (the demo's offline engines).
+    assert "local-whisper" in turn.locator("table.waterfall tr[data-stage=stt_final]").inner_text()
     page.locator("table.stats tr[data-stage=stt_final]").wait_for()
     screenshot(page, "history")
 

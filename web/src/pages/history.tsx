@@ -260,7 +260,9 @@ export function eventSentence(event: SessionEvent): string {
   if (event.kind.includes("fallback")) {
     const to = text("to") || text("provider");
     const from = text("from");
-    return `${stage || "A stage"} fell back${to ? ` to ${to}` : ""}${reason || from ? `: ${[from, reason].filter(Boolean).join(" ")}` : ""}`;
+    // The runtime's message already names the provider that failed ("deepgram: …").
+    const why = reason || (from ? `${from} failed` : "");
+    return `${stage || "A stage"} fell back${to ? ` to ${to}` : ""}${why ? `: ${why}` : ""}`;
   }
   if (event.kind === "provider_error") return `${stage || "A provider"} error${reason ? `: ${reason}` : ""}`;
   if (event.kind === "protocol_error") return `Bad message from the client${reason ? `: ${reason}` : ""}`;
