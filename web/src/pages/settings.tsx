@@ -21,7 +21,9 @@ export function SettingsPage() {
     <section>
       <h1>Settings</h1>
       <Loaded resource={settings} what="your settings">
-        {(s) => <Profile key={JSON.stringify(s)} settings={s} />}
+        {/* Not keyed by the data: the reload after a save must not remount the form,
+            which would take its "Saved." away before anyone (or any test) saw it. */}
+        {(s) => <Profile settings={s} />}
       </Loaded>
       <ApiKeys />
       <Secrets />
@@ -56,7 +58,13 @@ function Profile({ settings }: { settings: UserSettings }) {
       const key = k as keyof UserSettings;
       if (form[key] !== settings[key]) body[k] = form[key];
     }
-    if (!Object.keys(body).length) return;
+    if (!Object.keys(body).length) {
+      // Nothing differs from what is stored (say, a bad value typed back to the saved
+      // one): the earlier error no longer applies, and what is shown is what is saved.
+      action.setError(null);
+      setSaved(true);
+      return;
+    }
     const ok = await action.run(async () => {
       await call((c) => c.PUT("/api/settings", { body }));
       invalidate(keys.settings);
