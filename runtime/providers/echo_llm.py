@@ -71,6 +71,22 @@ class EchoLLM:
             yield reply[start : start + DELTA_CHARS]
 
 
+def volume_asked(text: str) -> int | None:
+    """The level in "set the volume to N" (capped at 100), else None: the demo's rule."""
+    asked = _SET_VOLUME.search(text)
+    return min(100, int(asked.group(1))) if asked is not None else None
+
+
+def tool_demo_sentences(level: int, output: str, *, is_error: bool = False) -> list[str]:
+    """What the demo says once the Dot's volume tool answered (the pipeline's echo model
+    and the echo Realtime provider say the same)."""
+    outcome = "could not do it" if is_error else "answered"
+    return [
+        f"{TOOL_LABEL} I asked the Dot to set the volume to {level}.",
+        f"It {outcome}: {_untagged(output)[:120]}.",
+    ]
+
+
 def tool_demo(request: LlmRequest) -> ToolCall | str | None:
     """The tool demo's next step: a call to make, the reply once it answered, or None."""
     volume = next((t.name for t in request.tools if t.name.endswith("set_volume")), None)
@@ -82,18 +98,13 @@ def tool_demo(request: LlmRequest) -> ToolCall | str | None:
         ),
         "",
     )
-    asked = _SET_VOLUME.search(last_user)
-    if volume is None or asked is None:
+    level = volume_asked(last_user)
+    if volume is None or level is None:
         return None
-    level = min(100, int(asked.group(1)))
     last = request.messages[-1] if request.messages else None
     if isinstance(last, ToolResult):
-        outcome = "could not do it" if last.is_error else "answered"
-        said = _untagged(last.output)[:120]
-        return (
-            f"<chunk>{TOOL_LABEL} I asked the Dot to set the volume to {level}.</chunk>"
-            f"<chunk>It {outcome}: {said}.</chunk>"
-        )
+        sentences = tool_demo_sentences(level, last.output, is_error=last.is_error)
+        return "".join(f"<chunk>{sentence}</chunk>" for sentence in sentences)
     if request.tool_choice == "none":
         return None
     return ToolCall("echo-tool-demo", volume, json.dumps({"volume": level}))

@@ -36,7 +36,7 @@ import json
 import math
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ from runtime.protocol.realtime import (
     BufferCommitted,
     ClientEvent,
     Error,
+    FunctionCall,
     InputTranscript,
     ItemAdded,
     ItemCreate,
@@ -127,6 +128,16 @@ class FakeSession:
         return [kind for kind, _ in self.received_at]
 
 
+@dataclass(frozen=True, slots=True)
+class ToolDemo:
+    """A scripted tool use: `call(heard, offered tools)` names a function to call instead
+    of answering (its name and JSON arguments) or None; once the client sends the call's
+    output and asks for a response, `answer(name, arguments, output)` is what is said."""
+
+    call: Callable[[str, Sequence[Mapping[str, Any]]], tuple[str, str] | None]
+    answer: Callable[[str, str, str], str]
+
+
 @dataclass
 class _Conn:
     session: FakeSession
@@ -140,6 +151,8 @@ class _Conn:
     response: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     closed: bool = False
+    called: tuple[str, str] | None = None  # the ToolDemo call awaiting its output
+    tool_output: str | None = None
 
 
 class FakeRealtime:
@@ -154,6 +167,7 @@ class FakeRealtime:
         delta_interval_s: float = 0.0,
         api_key: str | None = None,
         vad_rms: float = 400.0,
+        tool_demo: ToolDemo | None = None,
     ) -> None:
         self.transcript = transcript
         self.reply = reply
@@ -162,6 +176,7 @@ class FakeRealtime:
         self.delta_interval_s = delta_interval_s
         self.api_key = api_key
         self.vad_rms = vad_rms
+        self.tool_demo = tool_demo
         self.refuse_status: int | None = None
         self.drop_after_deltas: int | None = None
         self.fail_response: tuple[str, str] | None = None
@@ -290,7 +305,10 @@ class FakeRealtime:
             item_id = f"item_c{next(conn.ids)}"
             if isinstance(event.item, MessageItem):
                 session.conversation.append(event.item)
-            await self._emit(send, conn, ItemAdded(item_id, "message", "user"))
+                await self._emit(send, conn, ItemAdded(item_id, "message", "user"))
+            else:
+                conn.tool_output = event.item.output
+                await self._emit(send, conn, ItemAdded(item_id, "function_call_output"))
         elif isinstance(event, ItemTruncate):
             session.truncates.append(event)
             await self._emit(send, conn, ItemTruncated(event.item_id, event.audio_end_ms))
@@ -389,9 +407,24 @@ class FakeRealtime:
         response_id = f"resp_{next(conn.ids)}"
         item_id = f"item_a{next(conn.ids)}"
         heard = next((i.text for i in reversed(session.conversation) if i.role == "user"), "")
-        text = self.reply(session.conversation[:-1] if session.conversation else [], heard)
+        demo, call = self.tool_demo, None
+        if demo is not None and conn.called is not None and conn.tool_output is not None:
+            text = demo.answer(*conn.called, conn.tool_output)
+            conn.called = conn.tool_output = None
+        else:
+            call = demo.call(heard, session.config.tools) if demo is not None else None
+            text = self.reply(session.conversation[:-1] if session.conversation else [], heard)
         try:
             await self._emit(send, conn, ResponseCreated(response_id))
+            if call is not None:
+                # A function call instead of an answer; the client runs it, sends its
+                # output as an item and asks for the next response.
+                conn.called = call
+                await self._emit(send, conn, OutputItemAdded(response_id, item_id, "function_call"))
+                call_id = f"call_{next(conn.ids)}"
+                await self._emit(send, conn, FunctionCall(response_id, item_id, call_id, *call))
+                await self._emit(send, conn, ResponseDone(response_id))
+                return
             await self._emit(
                 send, conn, RateLimitsUpdated((RateLimit("requests", 1000, 999, 60.0),))
             )

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import MutableMapping
+import json
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from runtime.pipeline.errors import ProviderUnavailable
 from runtime.protocol.realtime_session import PCM_RATE, MessageItem
-from runtime.realtime.fake import FakeRealtime, echo_reply
+from runtime.providers.echo_llm import tool_demo_sentences, volume_asked
+from runtime.realtime.fake import FakeRealtime, ToolDemo, echo_reply
 from runtime.realtime.target import PROVIDER
 
 LABEL = "(echo)"
@@ -102,10 +104,32 @@ def _reply(conversation: list[MessageItem], transcript: str) -> str:
     return f"{LABEL} {echo_reply(conversation, transcript)}"
 
 
+def _tool_call(heard: str, tools: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The pipeline echo model's labelled tool demo, on this side too: "set the volume
+    to N" calls the offered volume tool (the Dot's own, through the bridge)."""
+    level = volume_asked(heard)
+    name = next(
+        (str(t["name"]) for t in tools if str(t.get("name", "")).endswith("set_volume")), None
+    )
+    if level is None or name is None:
+        return None
+    return name, json.dumps({"volume": level})
+
+
+def _tool_answer(_name: str, arguments: str, output: str) -> str:
+    level = int(json.loads(arguments)["volume"])
+    return " ".join(tool_demo_sentences(level, output))
+
+
 @functools.cache
 def echo_provider() -> FakeRealtime:
     """The process's echo provider (stateless between sessions; models load once)."""
-    return FakeRealtime(transcript=_hear, reply=_reply, speak=_speak)
+    return FakeRealtime(
+        transcript=_hear,
+        reply=_reply,
+        speak=_speak,
+        tool_demo=ToolDemo(_tool_call, _tool_answer),
+    )
 
 
 async def connect_echo() -> LoopbackConnection:

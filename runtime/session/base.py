@@ -254,14 +254,7 @@ class VoiceSession:
     def _record_turn(self, turn: TurnState) -> None:
         ctx = self.ctx
         ctx.metrics.turns.inc(kind=self.kind, outcome=turn.outcome.value)
-        served = turn.marks.served
-        if self.pipeline is not None:
-            # A stage of one provider reports nothing (only fallback chains decide per call).
-            for stage in STAGES:
-                impl = getattr(self.pipeline, stage, None)
-                if impl is not None and not hasattr(impl, "providers"):
-                    served.providers.setdefault(stage, impl.name)
-        for fallback in served.fallbacks:
+        for fallback in turn.marks.served.fallbacks:
             self._event(
                 "provider_fallback",
                 {
@@ -299,6 +292,13 @@ class VoiceSession:
         index, self._turn_index = self._turn_index, self._turn_index + 1
         turn = TurnState(turn_id or str(uuid.uuid4()), index, marks)
         bind_served(marks.served)  # the reply's LLM and TTS tasks report into the turn
+        if self.pipeline is not None:
+            # A stage of one provider reports nothing (only fallback chains decide per
+            # call): it is known now, before any span is sent to a browser.
+            for stage in STAGES:
+                impl = getattr(self.pipeline, stage, None)
+                if impl is not None and not hasattr(impl, "providers"):
+                    marks.served.providers.setdefault(stage, impl.name)
         self._current_turn = turn.turn_id
         try:
             yield turn

@@ -286,6 +286,13 @@ class DeviceClient:
     async def listen_auto(self) -> None:
         await self.listen(ListenState.START, ListenMode.AUTO)
 
+    async def speak(self, pcm16k: bytes, pace_s: float = 0.0) -> None:
+        """A Dot's whole start of a turn: connect, hello, listen (auto), the utterance."""
+        await self.connect()
+        await self.hello()
+        await self.listen_auto()
+        await self.send_audio(pcm16k, pace_s=pace_s)
+
     def opus_frames(self, pcm16k: bytes) -> list[bytes]:
         framer = PcmFramer(16_000, 60)
         return [self._encoder.encode(f) for f in framer.push(pcm16k) + framer.flush(pad=True)]

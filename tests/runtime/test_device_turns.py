@@ -89,10 +89,7 @@ async def test_abort_mid_reply_stops_audio_and_no_frame_follows_tts_stop() -> No
     long_reply = "".join(f"<chunk>Sentence number {i} of a long answer.</chunk>" for i in range(12))
     async with running_runtime(pipeline_for(long_reply), platform) as rt:
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(UTTERANCE)
+        await client.speak(UTTERANCE)
         # Wait for some audio, then abort.
         while len(client.packets) < 8:
             await client.recv(5 * T)
@@ -128,10 +125,7 @@ async def test_close_after_turn_then_reconnect_remembers_the_previous_question()
     async with running_runtime(make, platform) as rt:
         for _ in range(2):
             client = DeviceClient(rt.ws_base, device.token)
-            await client.connect()
-            await client.hello()
-            await client.listen(ListenState.START, ListenMode.AUTO)
-            await client.send_audio(UTTERANCE)
+            await client.speak(UTTERANCE)
             assert await client.until_closed() == (1000, "turn_complete")
             await client.close()
     assert seen[0] == [("user", "my name is Ada")]
@@ -259,10 +253,7 @@ async def test_the_record_names_who_served_each_stage_and_every_fallback() -> No
     device = platform.add_device()
     async with running_runtime(make, platform) as rt:
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(UTTERANCE)
+        await client.speak(UTTERANCE)
         assert await client.until_closed(within=30 * T) == (1000, "turn_complete")
     assert final_stt(client.messages) == "what time is it"
     (turn,) = platform.turns.values()

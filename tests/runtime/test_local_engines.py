@@ -8,7 +8,6 @@ from typing import Any
 from runtime.audio.synthetic import speech_pcm
 from runtime.composition import pipeline_factory
 from runtime.pipeline.interfaces import Pipeline
-from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
 from tests.runtime.harness import (
     DeviceClient,
@@ -34,10 +33,7 @@ async def test_spoken_turn_with_local_engines() -> None:
     speech = speech_pcm("What is the weather like today?", lead_ms=400, tail_ms=2400)
     async with running_runtime(make, platform) as rt:
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(speech, pace_s=0.01)
+        await client.speak(speech, pace_s=0.01)
         assert await client.until_closed(within=120 * T) == (1000, "turn_complete")
         await client.close()
     assert "weather" in final_stt(client.messages).lower()

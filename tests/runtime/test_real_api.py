@@ -13,7 +13,6 @@ import httpx
 from runtime.audio.synthetic import speech_pcm
 from runtime.pipeline.doubles import double_pipeline
 from runtime.pipeline.interfaces import Pipeline
-from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
 from tests.functions.conftest import auth, signup
 from tests.runtime.harness import DeviceClient, decodable, running_runtime
@@ -77,10 +76,7 @@ async def test_device_lifecycle_against_the_real_api(
         session_ids = []
         for version in (1, 2, 3):
             client = DeviceClient(rt.ws_base, token, version=version, device_id=mac)
-            await client.connect()
-            await client.hello()
-            await client.listen(ListenState.START, ListenMode.AUTO)
-            await client.send_audio(speech)
+            await client.speak(speech)
             assert await client.until_closed() == (1000, "turn_complete")
             types = {m["type"] for m in client.messages}
             assert {"stt", "llm", "tts"} <= types

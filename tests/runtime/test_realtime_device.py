@@ -119,10 +119,7 @@ async def test_memory_survives_the_socket_and_is_replayed_as_items() -> None:
     ):
         for _ in range(2):
             client = DeviceClient(rt.ws_base, device.token)
-            await client.connect()
-            await client.hello()
-            await client.listen(ListenState.START, ListenMode.AUTO)
-            await client.send_audio(UTTERANCE)
+            await client.speak(UTTERANCE)
             assert await client.until_closed() == (1000, "turn_complete")
             await client.close()
         first, second = fake.fake.sessions
@@ -143,10 +140,7 @@ async def test_memory_survives_the_socket_and_is_replayed_as_items() -> None:
 
 async def _one_turn(rt: Any, token: str) -> DeviceClient:
     client = DeviceClient(rt.ws_base, token)
-    await client.connect()
-    await client.hello()
-    await client.listen(ListenState.START, ListenMode.AUTO)
-    await client.send_audio(UTTERANCE)
+    await client.speak(UTTERANCE)
     await client.until_closed()
     await client.close()
     return client

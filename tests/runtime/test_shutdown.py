@@ -6,7 +6,6 @@ from typing import Any
 
 from runtime.pipeline.doubles import double_pipeline, loud_frame, silence_frame
 from runtime.pipeline.interfaces import Pipeline
-from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
 from tests.runtime.harness import DeviceClient, FakePlatform, running_runtime
 
@@ -29,10 +28,7 @@ async def test_shutdown_lets_the_turn_finish_then_closes_1001() -> None:
         await idle.connect()
         await idle.hello()
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(loud_frame(600) + silence_frame(600))
+        await client.speak(loud_frame(600) + silence_frame(600))
         await client.next_json(lambda m: m.get("state") == "sentence_start")
         rt.server.should_exit = True  # what SIGTERM does
         code, reason = await client.until_closed(within=20 * T)

@@ -10,7 +10,6 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from runtime.pipeline.doubles import chunked, double_pipeline, loud_frame, silence_frame
-from runtime.protocol.device import ListenMode, ListenState
 from tests.conftest import TEST_TIME_UNIT
 from tests.runtime.harness import DeviceClient, FakePlatform, running_runtime
 
@@ -89,10 +88,7 @@ async def test_a_device_turn_stores_its_timeline_too() -> None:
     device = platform.add_device()
     async with running_runtime(_pipeline, platform) as rt:
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(UTTERANCE)
+        await client.speak(UTTERANCE)
         await client.until_closed()
         (turn,) = await _stored_turns(platform, 1)
         await client.close()

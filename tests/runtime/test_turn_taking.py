@@ -248,10 +248,7 @@ async def test_partials_reach_the_dot_as_stt_and_the_browser_as_stt_interim(
         lambda _a: pipeline(PartialSTT(texts)), platform, CLOSE_DEVICE_AFTER_TURN=False
     ) as rt:
         client = DeviceClient(rt.ws_base, device.token)
-        await client.connect()
-        await client.hello()
-        await client.listen(ListenState.START, ListenMode.AUTO)
-        await client.send_audio(speech)
+        await client.speak(speech)
         await read_until(client, is_tts("start"), 30 * T)
         await client.close()
         events: list[dict[str, Any]] = []

@@ -255,12 +255,18 @@ def test_demo_realtime_speaks_through_the_offline_echo_provider(
     assert result.returncode == 0, output
     assert "speech-to-speech through the echo Realtime provider" in output
     assert "bound agent Demo realtime agent" in output
-    first, second, _volume = _turns(output.split("\ntranscript\n", 1)[1])
+    first, second, volume = _turns(output.split("\ntranscript\n", 1)[1])
     assert "green" in first["you said"].lower(), output
     assert first["reply"].startswith("(echo) You said: ")
     recalled = second["reply"].split("Before that you said: ", 1)[1].lower()
     assert "green" in recalled, output  # the memory of the first socket, replayed as items
-    for turn in (first, second):
+    # The bridge offers the Dot's own tools to the provider and runs its function call.
+    assert volume["reply"].startswith("(echo tool demo) I asked the Dot to set the volume to 30")
+    assert (
+        "tool     : the model called the Dot's self.audio_speaker.set_volume {'volume': 30}; "
+        "the Dot's volume is now 30" in output
+    )
+    for turn in (first, second, volume):
         _decoded_all(turn)
         assert turn["socket"] == "closed by the runtime (1000 turn_complete)"
 
