@@ -49,8 +49,10 @@ def page(chromium: Any, watch: Watch) -> Iterator[Any]:
 
 
 def go(page: Any, name: str) -> None:
-    """Follow a link of the main navigation."""
+    """Follow a link of the main navigation, and wait for the page it names (its h1 is the
+    link's name): a locator used at once would otherwise search the page being left."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+    page.get_by_role("heading", level=1, name=name, exact=True).wait_for()
 
 
 def sign_in(
@@ -147,6 +149,31 @@ def test_expired_session_returns_with_the_edit_kept(page: Any, stack: Stack) -> 
     assert page.locator("#agent-description").input_value() == "Edited before the session ended"
     page.get_by_role("button", name="Save changes").click()
     page.get_by_text(re.compile(r"Saved as version \d+\.")).wait_for()
+
+
+def test_the_session_is_renewed_before_it_expires(page: Any, stack: Stack) -> None:
+    """A person who keeps the console open is never sent to sign in: a minute before the
+    access token expires, the console trades its refresh token for a new pair."""
+    page.clock.install()
+    sign_in(page, stack)
+    before = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    left_ms = page.evaluate(
+        "Date.parse(JSON.parse(localStorage.getItem('opendot.session')).expiresAt) - Date.now()"
+    )
+    assert left_ms > 60_000, before  # a token that outlives the renewal margin
+    with page.expect_response(lambda r: r.url.endswith("/api/auth/refresh")) as renewal:
+        page.clock.run_for(int(left_ms) - 60_000 + 1_000)
+    assert renewal.value.status == 200
+    # The answer is stored once the page has read it.
+    page.wait_for_function(
+        "old => JSON.parse(localStorage.getItem('opendot.session')).accessToken !== old",
+        arg=before["accessToken"],
+    )
+    after = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    assert after["accessToken"] != before["accessToken"]
+    assert after["refreshToken"] != before["refreshToken"]  # rotated, the old one spent
+    go(page, "Dots")  # still signed in, with the new token
+    assert page.get_by_role("button", name="Sign in", exact=True).count() == 0
 
 
 def _frames(watch: Watch, kind: str) -> list[dict[str, Any]]:
