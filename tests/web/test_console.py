@@ -10,6 +10,7 @@ WebSocket frames (headless Chromium has no speaker); no page may log an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.firmware.image import build_app_image
 from tests.web.conftest import new_page
 from tests.web.harness import (
     DEMO_EMAIL,
@@ -280,6 +282,109 @@ def test_pair_a_simulated_dot_and_see_its_turn_in_history(page: Any, stack: Stac
     page.get_by_text("No Dots yet").wait_for()
 
 
+BOARD = "bread-compact-wifi"
+
+
+def _bin(name: str, content: bytes) -> dict[str, Any]:
+    return {"name": name, "mimeType": "application/octet-stream", "buffer": content}
+
+
+def _upload(page: Any, version: str, content: bytes, notes: str = "") -> None:
+    page.get_by_label("Board", exact=True).fill(BOARD)
+    page.get_by_label("Version", exact=True).fill(version)
+    page.get_by_label("Notes").fill(notes)
+    page.get_by_label("Firmware file (.bin)").set_input_files(_bin(f"{version}.bin", content))
+    page.get_by_role("button", name="Upload release").click()
+
+
+def test_firmware_release_rollout_and_pin(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    go(page, "Firmware")
+    page.get_by_text("No releases yet").wait_for()
+    page.get_by_text("No rollout is running").wait_for()
+
+    _upload(page, "1.0.0", build_app_image("1.0.0", 4096), "first")
+    page.get_by_text("Uploaded 1.0.0 for bread-compact-wifi (4.0 KiB).").wait_for()
+    image = build_app_image("1.1.0", 6000)
+    _upload(page, "1.1.0", image, "fixes Wi-Fi")
+    page.get_by_text("Uploaded 1.1.0").wait_for()
+    row = page.locator("tr[data-release='1.1.0']")
+    assert "5.9 KiB" in row.inner_text() and "fixes Wi-Fi" in row.inner_text()
+    assert row.locator("code").get_attribute("title") == hashlib.sha256(image).hexdigest()
+    # The API's sentences, at the field they are about.
+    _upload(page, "1.1.0", image)
+    page.locator(
+        "#fw-version-error", has_text="Version 1.1.0 of bread-compact-wifi already exists"
+    ).wait_for()
+    _upload(page, "1.2.0", b"")
+    page.locator("#fw-file-error", has_text="The file is empty.").wait_for()
+    _upload(page, "1.2.0", build_app_image("1.2.1", 4096))
+    page.locator("#fw-file-error", has_text="says it is version 1.2.1").wait_for()
+
+    # Roll 1.1.0 out to 10 %, raise to 30 %, pause, resume; the counts are numbers.
+    page.get_by_label("Release", exact=True).select_option(label="1.1.0 · bread-compact-wifi")
+    page.get_by_label("Share of the board's Dots (%)").fill("10")
+    page.get_by_role("button", name="Start rollout").click()
+    card = page.locator("li.rollout[data-rollout='1.1.0']")
+    card.locator(".percent", has_text="10 %").wait_for()
+    assert card.get_attribute("data-status") == "active"
+    for count in ("offered", "updated", "stuck"):
+        assert card.locator(f"[data-count={count}] dd").inner_text() == "0"
+    card.get_by_label("Raise to (%)").fill("30")
+    card.get_by_role("button", name="Raise").click()
+    card.locator(".percent", has_text="30 %").wait_for()
+    card.get_by_role("button", name="Pause 1.1.0").click()
+    page.locator("li.rollout[data-rollout='1.1.0'][data-status=paused]").wait_for()
+    card.get_by_role("button", name="Resume 1.1.0").click()
+    page.locator("li.rollout[data-rollout='1.1.0'][data-status=active]").wait_for()
+    card.get_by_text("Per Dot").click()
+    card.get_by_text("No Dot has been offered this release yet.").wait_for()
+    screenshot(page, "firmware")
+
+    # A release in a live rollout cannot be deleted: the dialog shows why.
+    row.get_by_role("button", name="Delete 1.1.0").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Delete release").click()
+    dialog.get_by_role("alert").filter(has_text="abort that rollout").wait_for()
+    dialog.get_by_role("button", name="Cancel").click()
+
+    card.get_by_role("button", name="Abort 1.1.0").click()
+    page.get_by_role("dialog").get_by_role("button", name="Abort rollout").click()
+    page.get_by_text("No rollout is running").wait_for()
+    page.get_by_text("Ended rollouts (1)").click()
+    page.locator("li.rollout[data-rollout='1.1.0'][data-status=aborted]").wait_for()
+
+    page.locator("tr[data-release='1.0.0']").get_by_role("button", name="Delete 1.0.0").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete release").click()
+    page.locator("tr[data-release='1.0.0']").wait_for(state="detached")
+
+    # Pin a Dot to a version, then let it follow rollouts again.
+    stored = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    httpx.post(
+        f"{stack.api_url}/api/dot-devices",
+        json={"name": "Bench Dot", "serialNumber": "FW-PIN-1", "model": "Dot S3", "ipAddress": ""},
+        headers={"Authorization": f"Bearer {stored['accessToken']}"},
+        timeout=10 * T,
+    ).raise_for_status()
+    pin = page.get_by_label("Pin Bench Dot to")
+    pin.select_option("1.1.0")
+    page.get_by_role("button", name="Pin", exact=True).click()
+    row = page.locator("li[data-pin-dot='Bench Dot']")
+    row.get_by_text("pinned to 1.1.0").wait_for()
+    go(page, "Dots")
+    page.locator("li.dot[data-dot=FW-PIN-1]").get_by_text("pinned to 1.1.0").wait_for()
+    go(page, "Firmware")
+    assert page.get_by_label("Pin Bench Dot to").input_value() == "1.1.0"
+    page.get_by_label("Pin Bench Dot to").select_option("")
+    page.get_by_role("button", name="Unpin").click()
+    row.get_by_text("follows rollouts").wait_for()
+    httpx.delete(
+        f"{stack.api_url}/api/dot-devices/FW-PIN-1",
+        headers={"Authorization": f"Bearer {stored['accessToken']}"},
+        timeout=10 * T,
+    )
+
+
 def test_api_keys_secrets_and_timezone(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
     go(page, "Settings")
@@ -358,7 +463,7 @@ def test_pages_fit_a_375_px_phone(chromium: Any, stack: Stack, watch: Watch) -> 
     page = new_page(chromium, watch, viewport={"width": 375, "height": 812})
     try:
         sign_in(page, stack)
-        for name in ("Agents", "Talk", "Dots", "History", "Settings"):
+        for name in ("Agents", "Talk", "Dots", "Firmware", "History", "Settings"):
             go(page, name)
             page.get_by_role("heading", name=name, exact=True).wait_for()
             page.wait_for_load_state("networkidle")

@@ -6,6 +6,7 @@ import { href, navigate, useRoute } from "./router";
 import { AgentsPage } from "./pages/agents";
 import { AgentEditorPage } from "./pages/agent-editor";
 import { DotsPage } from "./pages/dots";
+import { FirmwarePage } from "./pages/firmware";
 import { HistoryPage } from "./pages/history";
 import { SettingsPage } from "./pages/settings";
 import { SerialPage, serialSupported } from "./pages/serial";
@@ -17,6 +18,7 @@ const NAV = [
   { path: "/agents", label: "Agents" },
   { path: "/talk", label: "Talk" },
   { path: "/dots", label: "Dots" },
+  { path: "/firmware", label: "Firmware" },
   { path: "/history", label: "History" },
   { path: "/console", label: "Device console", serial: true },
   { path: "/settings", label: "Settings" },
@@ -26,6 +28,7 @@ const TITLES: Record<string, string> = {
   agents: "Agents",
   talk: "Talk",
   dots: "Dots",
+  firmware: "Firmware",
   history: "History",
   console: "Device console",
   settings: "Settings",
@@ -71,6 +74,9 @@ export function App() {
       break;
     case "dots":
       page = <DotsPage />;
+      break;
+    case "firmware":
+      page = <FirmwarePage />;
       break;
     case "history":
       page = (

@@ -22,6 +22,9 @@ export type UserSettings = Schemas["UserSettings"];
 export type ApiKey = Schemas["ApiKey"];
 export type SecretInfo = Schemas["SecretInfo"];
 export type AgentVersionInfo = Schemas["AgentVersionInfo"];
+export type Release = Schemas["Release"];
+export type Rollout = Schemas["Rollout"];
+export type RolloutDevice = Schemas["RolloutDevice"];
 
 export type Client = ReturnType<typeof createClient<paths>>;
 

@@ -13,6 +13,9 @@ export const keys = {
   apiKeys: "api-keys",
   secrets: "secrets",
   authConfig: "auth-config",
+  releases: "firmware-releases",
+  rollouts: "firmware-rollouts",
+  rollout: (id: string) => `firmware-rollout:${id}`,
 };
 
 export const useAgents = () =>
@@ -53,3 +56,28 @@ export const useSecrets = () =>
 
 export const useAuthConfig = () =>
   useResource(keys.authConfig, () => call((c) => c.GET("/api/auth/config")));
+
+export const useReleases = () =>
+  useResource(keys.releases, () =>
+    call((c) => c.GET("/api/firmware/releases")).then((d) => d.releases),
+  );
+
+/** Rollout progress moves as Dots check in: polled like the Dots' state. */
+export const ROLLOUT_POLL_MS = 5000;
+
+export const useRollouts = (poll = 0) =>
+  useResource(
+    keys.rollouts,
+    () => call((c) => c.GET("/api/firmware/rollouts")).then((d) => d.rollouts),
+    poll,
+  );
+
+export const useRollout = (id: string | null, poll = 0) =>
+  useResource(
+    id ? keys.rollout(id) : null,
+    () =>
+      call((c) =>
+        c.GET("/api/firmware/rollouts/{rollout_id}", { params: { path: { rollout_id: id ?? "" } } }),
+      ).then((d) => d.rollout),
+    poll,
+  );

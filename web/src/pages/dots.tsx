@@ -187,7 +187,15 @@ function DotCard({ device, agents, ask }: { device: Device; agents: Agent[]; ask
         <dt>Board</dt>
         <dd>{device.board || device.model}</dd>
         <dt>Firmware</dt>
-        <dd>{device.firmwareVersion || "unknown"}</dd>
+        <dd>
+          {device.firmwareVersion || "unknown"}
+          {device.firmwarePin && (
+            <>
+              {" "}
+              · <a href={href("/firmware")}>pinned to {device.firmwarePin}</a>
+            </>
+          )}
+        </dd>
         <dt>Agent</dt>
         <dd>
           {device.boundAgentName ? (
