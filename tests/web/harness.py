@@ -184,7 +184,11 @@ class Watch:
         ws.on("framesent", lambda payload: self.sent.append(payload))
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(target: Any, name: str) -> Path:
+    """The whole page, or one part of it (a locator: a section of a long page)."""
     path = output_dir() / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if hasattr(target, "goto"):
+        target.screenshot(path=str(path), full_page=True)
+    else:
+        target.screenshot(path=str(path))
     return path

@@ -131,6 +131,123 @@ def test_edit_a_stage_see_the_diff_and_restore(page: Any, stack: Stack) -> None:
     page.get_by_role("alert").filter(has_text="name").first.wait_for()
 
 
+def _new_agent(page: Any, name: str) -> None:
+    page.get_by_label("New agent name").fill(name)
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_role("heading", name=name).wait_for()
+
+
+def test_give_an_agent_a_webhook_and_an_mcp_server(page: Any, stack: Stack) -> None:
+    sign_in(page, stack)
+    _new_agent(page, "Tool user")
+    tools = page.locator("#tools")
+    tools.get_by_role("button", name="Add webhook").click()
+    hook = tools.locator(".entry.webhook").first
+    hook.get_by_label("Tool name").fill("weather")
+    hook.get_by_label("Method").select_option("GET")
+    hook.get_by_label("URL", exact=True).fill("http://weather.example.com/now")
+    hook.get_by_label("Description").fill("Today's weather in a city.")
+    schema = '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}'
+    hook.get_by_label("Parameters (JSON schema)").fill(schema)
+    hook.get_by_role("button", name="Add header").click()
+    hook.get_by_label("Header name").fill("Authorization")
+    hook.get_by_label("Secret name").fill("WEATHER_TOKEN")
+    tools.get_by_role("button", name="Add MCP server").click()
+    server = tools.locator(".entry.mcp-server").first
+    server.get_by_label("Server name").fill("calendar")
+    server.get_by_label("Server URL").fill("https://mcp.example.com/mcp")
+    server.get_by_label("Bearer token (secret name, optional)").fill("CALENDAR_TOKEN")
+    tools.get_by_label("Remember and forget").uncheck()
+    tools.get_by_label("Tool calls per turn (at most)").fill("3")
+
+    # A public plain-http URL: the API's sentence, at the webhook's URL field.
+    page.get_by_role("button", name="Save changes").click()
+    page.locator("#tools-webhook-0-url-error", has_text="must start with https://").wait_for()
+    # Parameters that are not JSON are reported before anything is sent.
+    hook.get_by_label("Parameters (JSON schema)").fill('{"type": "object",')
+    page.get_by_role("button", name="Save changes").click()
+    page.locator("#tools-webhook-0-parameters-error", has_text="not valid JSON").wait_for()
+    hook.get_by_label("Parameters (JSON schema)").fill(schema)
+    hook.get_by_label("URL", exact=True).fill("https://weather.example.com/now")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved as version 2.").wait_for()
+
+    diff = page.locator("table.diff")
+    diff.get_by_role("row", name=re.compile("Tools › webhook weather")).wait_for()
+    diff.get_by_role("row", name=re.compile("Tools › MCP server calendar")).wait_for()
+    diff.get_by_role("row", name=re.compile("Tools › builtins › memory")).wait_for()
+    # What was saved is what the API holds, secrets by name only.
+    stored = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    agent_id = page.url.rsplit("/", 1)[-1]
+    saved = httpx.get(
+        f"{stack.api_url}/api/agents/{agent_id}",
+        headers={"Authorization": f"Bearer {stored['accessToken']}"},
+        timeout=10 * T,
+    ).json()["agent"]["tools"]
+    assert saved["webhooks"] == [
+        {
+            "name": "weather",
+            "description": "Today's weather in a city.",
+            "parameters": json.loads(schema),
+            "url": "https://weather.example.com/now",
+            "method": "GET",
+            "headers": [{"name": "Authorization", "secret": "WEATHER_TOKEN"}],
+        }
+    ]
+    assert saved["mcpServers"] == [
+        {"name": "calendar", "url": "https://mcp.example.com/mcp", "bearerSecret": "CALENDAR_TOKEN"}
+    ]
+    assert saved["builtins"]["memory"] is False and saved["maxCallsPerTurn"] == 3
+    assert page.locator("#tools-webhook-0-name").input_value() == "weather"
+    page.set_viewport_size({"width": 1280, "height": 2400})  # the sticky save bar off the section
+    screenshot(page.locator("#tools"), "tools")
+
+
+def test_switch_an_agent_to_speech_to_speech_and_talk(
+    page: Any, stack: Stack, watch: Watch
+) -> None:
+    sign_in(page, stack)
+    _new_agent(page, "Realtime helper")
+    page.locator("#agent-architecture").select_option("speech_to_speech")
+    realtime = page.locator("#realtime")
+    realtime.get_by_label("Provider", exact=True).select_option("echo")
+    realtime.get_by_label("Voice", exact=True).select_option("cedar")
+    realtime.get_by_label("Reasoning effort", exact=True).select_option("medium")
+    realtime.get_by_label("Instructions", exact=True).fill("Answer in one short sentence.")
+    realtime.get_by_label("Eagerness", exact=True).select_option("high")
+    realtime.get_by_label("When the person has finished", exact=True).select_option("server_vad")
+    realtime.get_by_label("Silence duration (ms)", exact=True).fill("700")
+    realtime.get_by_label("Threshold", exact=True).fill("0.6")
+    realtime.get_by_label("When the provider fails", exact=True).select_option("pipeline")
+    realtime.get_by_label("API key (secret name)", exact=True).fill("")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved as version 2.").wait_for()
+    page.set_viewport_size({"width": 1280, "height": 2400})
+    screenshot(page.locator("#realtime"), "realtime")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.locator("#realtime-provider").input_value() == "echo"
+    assert page.locator("#realtime-voice").input_value() == "cedar"
+    assert page.locator("#realtime-turn-type").input_value() == "server_vad"
+    assert page.locator("#realtime-turn-silence").input_value() == "700"
+    assert page.locator("#realtime-fallback").input_value() == "pipeline"
+    rows = page.locator("table.diff")
+    rows.get_by_role("row", name=re.compile("Speech-to-speech › voice")).wait_for()
+    rows.get_by_role(
+        "row", name=re.compile("Speech-to-speech › turnDetection › eagerness")
+    ).wait_for()
+
+    # A turn in the browser through the echo Realtime provider (offline, no key).
+    page.get_by_role("link", name="Talk to it").click()
+    page.get_by_role("button", name="Start talking").click()
+    turn = page.locator("li.turn").first
+    turn.locator(".agent", has_text="You said").wait_for(timeout=90_000 * T)
+    page.get_by_role("button", name="Stop microphone").click()
+    assert "weather" in turn.locator(".you").inner_text().lower()
+    # The realtime bridge streams PCM deltas; the pipeline (its fallback) sends audio chunks.
+    assert _frames(watch, "assistant_pcm_delta") and not _frames(watch, "assistant_audio")
+    assert "(echo) You said" in turn.locator(".agent").inner_text()
+
+
 def test_expired_session_returns_with_the_edit_kept(page: Any, stack: Stack) -> None:
     sign_in(page, stack)
     page.get_by_role("link", name="Demo agent").first.click()
@@ -470,6 +587,14 @@ def test_pages_fit_a_375_px_phone(chromium: Any, stack: Stack, watch: Watch) -> 
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 375, f"{name} is {width} px wide"
             screenshot(page, f"phone-{name.lower()}")
+        go(page, "Agents")
+        page.get_by_role("link", name="Demo agent").first.click()
+        page.locator("#tools").get_by_role("button", name="Add webhook").click()
+        page.locator("#tools-webhook-0-name").wait_for()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"the agent editor is {width} px wide"
+        screenshot(page, "phone-agent-editor")
+        screenshot(page.locator(".entry.webhook").first, "phone-webhook")
     finally:
         page.context.close()
     assert watch.errors == [], watch.errors

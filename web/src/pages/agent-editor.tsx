@@ -17,7 +17,10 @@ import { Field, value } from "../ui/form";
 import { ErrorBox, Loaded, Loading } from "../ui/status";
 import { ago, stamp } from "../ui/time";
 import { changes, diff, draftOf, fieldKeys, providerOptions, type Draft } from "./agent-model";
+import { RealtimeBlock } from "./agent-realtime";
+import { ToolsBlock, type Flag } from "./agent-tools";
 import { SettingField } from "./stage-fields";
+import { toolsFieldOf } from "./tools-model";
 
 /** A save or restore remounts the editor on the new version; this carries its notice over. */
 const notices = new Map<string, string>();
@@ -51,11 +54,20 @@ function Editor({ agent }: { agent: Agent }) {
   const draftKey = `agent:${agent.id}`;
   const base = useMemo(() => draftOf(agent), [agent]);
   const kept = loadDraft<Kept>(draftKey);
-  const [draft, setDraftState] = useState<Draft>(kept?.draft ?? base);
+  const [draft, setDraftState] = useState<Draft>(kept ? { ...base, ...kept.draft } : base);
   const [restored] = useState(kept !== null && Object.keys(changes(base, kept.draft)).length > 0);
   const [saving, setSaving] = useState(false);
   const [errors, setErrors] = useState<{ field: string | null; message: string } | null>(null);
   const [saved, setSaved] = useState<string | null>(() => takeNotice(agent.id));
+  // Fields whose text does not parse yet (a webhook's JSON schema): no save until fixed.
+  const [unparsed, setUnparsed] = useState<Record<string, string>>({});
+  const flag: Flag = (key, message) =>
+    setUnparsed((now) => {
+      const next = { ...now };
+      if (message !== null) next[key] = message;
+      else for (const k of Object.keys(next)) if (k === key || (key.endsWith("-") && k.startsWith(key))) delete next[k];
+      return next;
+    });
 
   const pending = changes(base, draft);
   const dirty = Object.keys(pending).length > 0;
@@ -76,6 +88,12 @@ function Editor({ agent }: { agent: Agent }) {
   const save = async (event: Event): Promise<void> => {
     event.preventDefault();
     if (!dirty) return;
+    const [field, problem] = Object.entries(unparsed)[0] ?? [];
+    if (field && problem) {
+      setErrors({ field, message: problem });
+      document.getElementById(field)?.focus();
+      return;
+    }
     setSaving(true);
     setErrors(null);
     try {
@@ -88,13 +106,16 @@ function Editor({ agent }: { agent: Agent }) {
       invalidate(keys.agents, keys.agent(agent.id), keys.versions(agent.id), keys.devices);
     } catch (error) {
       const message = messageOf(error);
-      setErrors({ field: fieldOf(message, fieldKeys(draft)), message });
+      // A sentence about the tools block is placed by its own rules first: "webhook 1
+      // needs a name" is not about the agent's name.
+      setErrors({ field: toolsFieldOf(message, draft.tools) ?? fieldOf(message, fieldKeys(draft)), message });
     } finally {
       setSaving(false);
     }
   };
 
-  const errorAt = (key: string): string | null => (errors?.field === key ? errors.message : null);
+  const errorAt = (key: string): string | null =>
+    errors?.field === key ? errors.message : (unparsed[key] ?? null);
 
   return (
     <>
@@ -137,6 +158,8 @@ function Editor({ agent }: { agent: Agent }) {
           <StageCard key={stage.id} stage={stage} errorAt={errorAt} onChange={(s) => setStage(index, s)} />
         ))}
 
+        <ToolsBlock tools={draft.tools} errorAt={errorAt} flag={flag} onChange={(tools) => setDraft({ ...draft, tools })} />
+
         <div class="savebar">
           {errors && !errors.field && <ErrorBox error={errors.message} />}
           {errors?.field && (
@@ -153,7 +176,7 @@ function Editor({ agent }: { agent: Agent }) {
             {saving ? "Saving…" : dirty ? "Save changes" : "No changes"}
           </button>
           {dirty && (
-            <button type="button" onClick={() => { setDraft(base); setErrors(null); }}>
+            <button type="button" onClick={() => { setDraft(base); setErrors(null); setUnparsed({}); }}>
               Discard changes
             </button>
           )}
@@ -226,67 +249,6 @@ function StageCard({
           />
         ))}
       </div>
-    </fieldset>
-  );
-}
-
-function RealtimeBlock({
-  realtime,
-  errorAt,
-  onChange,
-}: {
-  realtime: Record<string, unknown>;
-  errorAt: (key: string) => string | null;
-  onChange: (next: Record<string, unknown>) => void;
-}) {
-  const render = (path: string[], obj: Record<string, unknown>, set: (next: Record<string, unknown>) => void) =>
-    Object.entries(obj).map(([k, v]) => {
-      const key = [...path, k].join(".");
-      const id = `realtime-${key.replace(/\./g, "-")}`;
-      const put = (nv: unknown): void => set({ ...obj, [k]: nv });
-      if (v && typeof v === "object" && !Array.isArray(v)) {
-        return (
-          <fieldset key={key} class="nested">
-            <legend>{k}</legend>
-            <div class="grid">{render([...path, k], v as Record<string, unknown>, (nv) => put(nv))}</div>
-          </fieldset>
-        );
-      }
-      const error = errorAt(`realtime.${k}`) ?? errorAt(`realtime.${key}`);
-      if (typeof v === "boolean") {
-        return (
-          <div class="field switch" key={key}>
-            <label class="check">
-              <input id={id} type="checkbox" checked={v} onChange={(e) => put(e.currentTarget.checked)} />
-              {k}
-            </label>
-          </div>
-        );
-      }
-      if (typeof v === "number") {
-        return (
-          <Field key={key} id={id} label={k} error={error}>
-            <input id={id} type="number" step="any" value={v} onInput={(e) => put(Number(e.currentTarget.value))} />
-          </Field>
-        );
-      }
-      return (
-        <Field key={key} id={id} label={k} error={error}>
-          {k === "instructions" ? (
-            <textarea id={id} rows={4} value={String(v ?? "")} onInput={(e) => put(value(e))} />
-          ) : (
-            <input id={id} value={String(v ?? "")} onInput={(e) => put(value(e))} />
-          )}
-        </Field>
-      );
-    });
-  return (
-    <fieldset class="stage" id="realtime">
-      <legend>
-        Speech-to-speech <span class="tag">realtime</span>
-      </legend>
-      <p class="muted">One realtime model hears and answers; the pipeline below is its fallback.</p>
-      <div class="grid">{render([], realtime, onChange)}</div>
     </fieldset>
   );
 }

@@ -4,12 +4,14 @@
  */
 
 import type { Agent, Stage, StageSetting } from "../api/client";
+import { toolFieldKeys, toolsOf, type Tools } from "./tools-model";
 
 export interface Draft {
   name: string;
   description: string;
   architecture: Agent["architecture"];
   realtime: Record<string, unknown>;
+  tools: Tools;
   pipeline: Stage[];
 }
 
@@ -19,6 +21,7 @@ export function draftOf(agent: Agent): Draft {
     description: agent.description,
     architecture: agent.architecture,
     realtime: structuredClone(agent.realtime),
+    tools: toolsOf(structuredClone(agent.tools ?? {})),
     pipeline: structuredClone(agent.pipeline),
   };
 }
@@ -42,6 +45,7 @@ export function changes(base: Draft, draft: Draft): Record<string, unknown> {
   if (draft.description !== base.description) body["description"] = draft.description;
   if (draft.architecture !== base.architecture) body["architecture"] = draft.architecture;
   if (!same(draft.realtime, base.realtime)) body["realtime"] = draft.realtime;
+  if (!same(draft.tools, base.tools)) body["tools"] = draft.tools;
   const pipeline = compactPipeline(draft.pipeline);
   if (!same(pipeline, compactPipeline(base.pipeline))) body["pipeline"] = pipeline;
   return body;
@@ -75,6 +79,13 @@ function flatten(agent: Draft): Map<string, [string, unknown]> {
     }
   };
   walk("realtime", "Speech-to-speech", agent.realtime);
+  // Webhooks and servers by name (an entry is one row: its whole definition).
+  const { webhooks, mcpServers, ...rest } = agent.tools;
+  walk("tools", "Tools", rest);
+  webhooks.forEach((hook, i) => out.set(`tools.webhook.${hook.name || i}`, [`Tools › webhook ${hook.name || i + 1}`, hook]));
+  mcpServers.forEach((server, i) =>
+    out.set(`tools.mcp.${server.name || i}`, [`Tools › MCP server ${server.name || i + 1}`, server]),
+  );
   for (const stage of agent.pipeline) {
     const name = stage.label || stage.id;
     out.set(`${stage.id}.provider`, [`${name} › provider`, stage.provider]);
@@ -105,6 +116,7 @@ export function diff(older: Draft, newer: Draft): Change[] {
 export function fieldKeys(draft: Draft): string[] {
   const keys = ["name", "description", "architecture"];
   for (const key of Object.keys(draft.realtime)) keys.push(`realtime.${key}`);
+  keys.push(...toolFieldKeys(draft.tools));
   for (const stage of draft.pipeline) {
     keys.push(`${stage.id}.provider`, `${stage.id}.model`);
     for (const s of stage.settings ?? []) keys.push(`${stage.id}.${s.key}`);
