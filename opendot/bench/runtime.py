@@ -1,6 +1,12 @@
 """`opendot bench runtime`: latency, concurrency and memory of the voice runtime.
 
-Method. The runtime runs in its own process (pinned to CPU 0 with `taskset`
+Two parts. The headline (`opendot.bench.runtime_sockets`, key "sockets" of the
+JSON) runs the runtime as shipped behind loopback fakes of the real providers'
+wire protocols: what a deployment gets. The second part, below, is the
+"pipeline floor": the runtime's own cost with in-process provider doubles and
+no provider socket at all, a bound no deployment reaches.
+
+Pipeline floor method. The runtime runs in its own process (pinned to CPU 0 with `taskset`
 when available) with zero-latency provider doubles (energy VAD, scripted STT,
 function LLM and TTS) and an in-memory internal API, so everything measured is
 the runtime's own cost: WebSocket handling, framing, Opus decode and encode,
@@ -53,11 +59,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
     parser.add_argument("--max-sessions", type=int, default=1000, help="concurrency ceiling")
+    parser.add_argument(
+        "--part",
+        choices=("all", "sockets", "floor"),
+        default="all",
+        help="sockets: the runtime as shipped behind real-protocol provider fakes (the"
+        " headline); floor: in-process provider doubles (the pipeline floor); all: both",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    results = asyncio.run(measure(quick=args.quick, max_sessions=args.max_sessions))
-    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    from opendot.bench import runtime_sockets
+
+    results: dict[str, Any] = {}
+    if args.part in ("all", "floor"):
+        results = asyncio.run(measure(quick=args.quick, max_sessions=args.max_sessions))
+    if args.part in ("all", "sockets"):
+        results["sockets"] = asyncio.run(
+            runtime_sockets.measure(quick=args.quick, max_devices=args.max_sessions)
+        )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    tables = []
+    if "sockets" in results:
+        tables.append(runtime_sockets.format_table(results["sockets"]))
+    if "latency" in results:
+        tables.append(format_table(results))
+    print("\n\n".join(tables))
     return 0
 
 
@@ -585,7 +614,8 @@ def format_table(results: Mapping[str, Any]) -> str:
     ]
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
-    lines = [f"{'runtime benchmark':<{width}}  {'measured':<{value_width}}  original Node"]
+    title = "pipeline floor (in-process doubles)"
+    lines = [f"{title:<{width}}  {'measured':<{value_width}}  original Node"]
     lines += [f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows]
     lines.append("")
     lines.append(f"concurrency levels (criterion: {con['criterion']}):")

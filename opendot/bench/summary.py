@@ -18,6 +18,7 @@ ISSUES = {
     "audio": 4,
     "suite": 5,
     "runtime": 7,
+    "runtime (real sockets)": 13,
     "realtime": 14,
     "firmware": 17,
 }
@@ -28,6 +29,19 @@ NODE_LATENCY_P99_MS = 25.0
 NODE_STREAMING_DEVICES = 50
 NODE_IDLE_KIB = 72.0
 NODE_STREAMING_KIB = 389.0
+
+# The original Node runtime behind real-protocol provider fakes (issue 13's figures).
+NODE_SOCKETS_P50_MS = 14.5
+NODE_SOCKETS_P99_MS = 27.0
+NODE_SOCKETS_STT_MS = 1.4
+NODE_SOCKETS_DEVICES = 50
+NODE_SOCKETS_STREAMING_KIB = 348.0  # 0.34 MiB
+NODE_SOCKETS_IDLE_KIB = 117.0
+
+# Issue 13's targets (real sockets, one core).
+SOCKETS_P99_MS = 15.0
+SOCKETS_DEVICES = 300
+SOCKETS_STREAMING_KIB = 128.0
 
 # Issue 7's targets.
 RUNTIME_P99_MS = 15.0
@@ -240,7 +254,7 @@ def _runtime(results: Any, quick: bool) -> list[Row]:
     highest = max((number(get(level, "sessions")) or 0 for level in levels), default=0)
     concurrency = limit(
         "runtime",
-        "streaming devices on one core (p99 lag < 20 ms)",
+        "pipeline floor: streaming devices on one core (p99 lag < 20 ms)",
         sessions,
         "",
         ">=",
@@ -252,14 +266,14 @@ def _runtime(results: Any, quick: bool) -> list[Row]:
     rows = [
         report(
             "runtime",
-            "added latency p50",
+            "pipeline floor: added latency p50",
             get(latency, "p50_ms"),
             "ms",
             f"Node {NODE_LATENCY_P50_MS:g} ms",
         ),
         limit(
             "runtime",
-            "added latency p99",
+            "pipeline floor: added latency p99",
             get(latency, "p99_ms"),
             "ms",
             "<=",
@@ -269,7 +283,7 @@ def _runtime(results: Any, quick: bool) -> list[Row]:
         concurrency,
         limit(
             "runtime",
-            "RSS per idle session",
+            "pipeline floor: RSS per idle session",
             get(memory, "idle_kib_per_session"),
             "KiB",
             "<=",
@@ -278,7 +292,7 @@ def _runtime(results: Any, quick: bool) -> list[Row]:
         ),
         limit(
             "runtime",
-            "RSS per streaming session",
+            "pipeline floor: RSS per streaming session",
             get(memory, "streaming_kib_per_session"),
             "KiB",
             "<=",
@@ -287,7 +301,77 @@ def _runtime(results: Any, quick: bool) -> list[Row]:
         ),
     ]
     rows += _lifetime(life, quick)
-    return rows
+    return _sockets(section(results, "sockets"), quick) + rows
+
+
+def _sockets(results: Mapping[str, Any], quick: bool) -> list[Row]:
+    """Issue 13: the runtime as shipped behind real-protocol provider fakes."""
+    bench = "runtime (real sockets)"
+    latency = section(results, "latency")
+    memory = section(results, "memory")
+    devices = get(results, "capacity.devices_per_core")
+    levels = get(results, "capacity.levels")
+    levels = levels if isinstance(levels, list) else []
+    highest = max((number(get(level, "devices")) or 0 for level in levels), default=0)
+    capacity = limit(
+        bench,
+        "real sockets: streaming devices per core (probe <= 1.25x)",
+        devices,
+        "",
+        ">=",
+        SOCKETS_DEVICES,
+        f"Node {NODE_SOCKETS_DEVICES}",
+    )
+    if capacity.met is False and highest < SOCKETS_DEVICES:
+        capacity = replace(capacity, met=None, note=f"run stopped at {highest:.0f}")
+    return [
+        report(
+            bench,
+            "real sockets: listen stop -> first Opus frame p50",
+            get(latency, "first_audio_p50_ms"),
+            "ms",
+            f"Node {NODE_SOCKETS_P50_MS:g} ms",
+        ),
+        limit(
+            bench,
+            "real sockets: listen stop -> first Opus frame p99",
+            get(latency, "first_audio_p99_ms"),
+            "ms",
+            "<=",
+            SOCKETS_P99_MS,
+            f"Node {NODE_SOCKETS_P99_MS:g} ms",
+        ),
+        report(
+            bench,
+            "real sockets: listen stop -> stt message p50",
+            get(latency, "stt_p50_ms"),
+            "ms",
+            f"Node {NODE_SOCKETS_STT_MS:g} ms",
+        ),
+        capacity,
+        limit(
+            bench,
+            "real sockets: RSS per streaming device",
+            get(memory, "streaming_kib_per_device"),
+            "KiB",
+            "<=",
+            SOCKETS_STREAMING_KIB,
+            f"Node {NODE_SOCKETS_STREAMING_KIB:g} KiB",
+        ),
+        report(
+            bench,
+            "real sockets: RSS per idle device",
+            get(memory, "idle_kib_per_device"),
+            "KiB",
+            f"Node {NODE_SOCKETS_IDLE_KIB:g} KiB",
+        ),
+        report(
+            bench,
+            "real sockets: provider STT audio per turn",
+            get(results, "stt_audio_s_per_turn"),
+            "s",
+        ),
+    ]
 
 
 def _lifetime(life: Mapping[str, Any], quick: bool) -> list[Row]:

@@ -156,11 +156,11 @@ def test_audio_rows_are_reported_figures_and_ratios() -> None:
 def test_runtime_rows_against_issue_7_targets() -> None:
     results = sample("runtime")
     rows = by_metric(SUMMARISERS["runtime"](results, True))
-    assert rows["added latency p99"].target == "<= 15 ms"
-    assert rows["added latency p99"].verdict == "met"  # 14.95 in the sample
-    assert rows["RSS per idle session"].verdict == "met"
+    assert rows["pipeline floor: added latency p99"].target == "<= 15 ms"
+    assert rows["pipeline floor: added latency p99"].verdict == "met"  # 14.95 in the sample
+    assert rows["pipeline floor: RSS per idle session"].verdict == "met"
     # A quick run stops below 300 sessions: not decidable, not "NOT met".
-    concurrency = rows["streaming devices on one core (p99 lag < 20 ms)"]
+    concurrency = rows["pipeline floor: streaming devices on one core (p99 lag < 20 ms)"]
     assert concurrency.verdict == "n/a" and "stopped at 100" in concurrency.note
     assert rows["lifetime: sessions opened and closed"].verdict == "n/a"
 
@@ -172,8 +172,10 @@ def test_runtime_rows_against_issue_7_targets() -> None:
     )
     full["lifetime"]["last_turn_ms"] = 6.0 * 1.5 + 2.0
     rows = by_metric(SUMMARISERS["runtime"](full, False))
-    assert rows["added latency p99"].verdict == "NOT met"
-    assert rows["streaming devices on one core (p99 lag < 20 ms)"].verdict == "NOT met"
+    assert rows["pipeline floor: added latency p99"].verdict == "NOT met"
+    assert (
+        rows["pipeline floor: streaming devices on one core (p99 lag < 20 ms)"].verdict == "NOT met"
+    )
     assert rows["lifetime: sessions opened and closed"].verdict == "met"
     assert rows["lifetime: RSS before -> after"].verdict == "NOT met"  # +14 %
     assert rows["lifetime: turn latency first -> last"].verdict == "met"  # at the bound
