@@ -34,11 +34,17 @@ from tests.web.harness import (
 )
 
 pytestmark = pytest.mark.slow
+FIRMWARE_CAP = 64 * 1024
 
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with opendot_up(database_url, tmp_path_factory.mktemp("console-up")) as found:
+    # A small cap on firmware releases, so the oversize refusal takes a small file.
+    with opendot_up(
+        database_url,
+        tmp_path_factory.mktemp("console-up"),
+        OPENDOT_FIRMWARE_MAX_BYTES=str(FIRMWARE_CAP),
+    ) as found:
         yield found
 
 
@@ -437,6 +443,8 @@ def test_firmware_release_rollout_and_pin(page: Any, stack: Stack) -> None:
     page.locator("#fw-file-error", has_text="The file is empty.").wait_for()
     _upload(page, "1.2.0", build_app_image("1.2.1", 4096))
     page.locator("#fw-file-error", has_text="says it is version 1.2.1").wait_for()
+    _upload(page, "1.2.0", build_app_image("1.2.0", FIRMWARE_CAP + 4096))
+    page.locator("#fw-file-error", has_text="limit for a release").wait_for()
 
     # Roll 1.1.0 out to 10 %, raise to 30 %, pause, resume; the counts are numbers.
     page.get_by_label("Release", exact=True).select_option(label="1.1.0 · bread-compact-wifi")
@@ -477,12 +485,13 @@ def test_firmware_release_rollout_and_pin(page: Any, stack: Stack) -> None:
 
     # Pin a Dot to a version, then let it follow rollouts again.
     stored = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
-    httpx.post(
+    bench = httpx.post(
         f"{stack.api_url}/api/dot-devices",
         json={"name": "Bench Dot", "serialNumber": "FW-PIN-1", "model": "Dot S3", "ipAddress": ""},
         headers={"Authorization": f"Bearer {stored['accessToken']}"},
         timeout=10 * T,
-    ).raise_for_status()
+    )
+    bench.raise_for_status()
     pin = page.get_by_label("Pin Bench Dot to")
     pin.select_option("1.1.0")
     page.get_by_role("button", name="Pin", exact=True).click()
@@ -496,10 +505,95 @@ def test_firmware_release_rollout_and_pin(page: Any, stack: Stack) -> None:
     page.get_by_role("button", name="Unpin").click()
     row.get_by_text("follows rollouts").wait_for()
     httpx.delete(
-        f"{stack.api_url}/api/dot-devices/FW-PIN-1",
+        f"{stack.api_url}/api/dot-devices/{bench.json()['device']['id']}",
         headers={"Authorization": f"Bearer {stored['accessToken']}"},
         timeout=10 * T,
-    )
+    ).raise_for_status()
+
+
+def test_a_dot_takes_a_rollout_and_is_rolled_back(page: Any, stack: Stack) -> None:
+    """A simulated Dot on 2.0.0 is offered 2.1.0, installs it and reports it: the
+    counts and the per-Dot row say so, and Roll back rolls 2.0.0 out to it."""
+    sign_in(page, stack)
+    go(page, "Firmware")
+    _upload(page, "2.0.0", build_app_image("2.0.0", 4096))
+    page.get_by_text("Uploaded 2.0.0").wait_for()
+    _upload(page, "2.1.0", build_app_image("2.1.0", 4096))
+    page.get_by_text("Uploaded 2.1.0").wait_for()
+    page.get_by_label("Release", exact=True).select_option(label="2.1.0 · bread-compact-wifi")
+    page.get_by_label("Share of the board's Dots (%)").fill("100")
+    page.get_by_role("button", name="Start rollout").click()
+    card = page.locator("li.rollout[data-rollout='2.1.0']")
+    card.wait_for()
+
+    stored = json.loads(page.evaluate("localStorage.getItem('opendot.session')"))
+    owner = {"Authorization": f"Bearer {stored['accessToken']}"}
+    simulator = subprocess.Popen(
+        stack.cli(
+            "device", "simulate", "--runtime-url", stack.runtime_url,
+            "--state-dir", str(stack.workdir / "firmware-dots"), "--turns", "0",
+            "--firmware-version", "2.0.0", "--poll-interval", "0.5",
+        ),
+        cwd=stack.workdir, env=clean_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        lines: list[str] = []
+        assert simulator.stdout is not None
+        for line in simulator.stdout:
+            lines.append(line)
+            found = re.search(r"activation code ((?:\d ){5}\d)", line)
+            if found:
+                break
+        else:
+            pytest.fail("the simulator printed no code:\n" + "".join(lines))
+        httpx.post(
+            f"{stack.api_url}/api/device-activations/claim",
+            json={"code": found[1].replace(" ", "")},
+            headers=owner,
+            timeout=10 * T,
+        ).raise_for_status()
+        rest, _ = simulator.communicate(timeout=120 * T)
+        assert simulator.returncode == 0, "".join(lines) + rest
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+            simulator.wait()
+    # Paired: its next boot asks for updates as a Dot does on every boot.
+    booted = subprocess.run(
+        stack.cli(
+            "device", "simulate", "--runtime-url", stack.runtime_url,
+            "--state-dir", str(stack.workdir / "firmware-dots"), "--turns", "0",
+            "--firmware-version", "2.0.0",
+        ),
+        cwd=stack.workdir, env=clean_env(), text=True, capture_output=True, timeout=120 * T,
+    )  # fmt: skip
+    assert "running firmware 2.1.0" in booted.stdout, booted.stdout + booted.stderr
+
+    # The page polls: the Dot shows up as updated without a reload.
+    card.locator("[data-count=updated] dd", has_text="1").wait_for(timeout=30_000 * T)
+    assert card.locator("[data-count=offered] dd").inner_text() == "1"
+    assert card.locator("[data-count=stuck] dd").inner_text() == "0"
+    card.get_by_text("Per Dot").click()
+    row = card.locator("table.per-dot-table tbody tr[data-state=updated]")
+    row.wait_for()
+    assert "2.0.0 → 2.1.0" in row.inner_text()
+    screenshot(page, "firmware-updated")
+
+    card.get_by_role("button", name="Roll back 2.1.0 to 2.0.0").click()
+    page.get_by_role("dialog").get_by_role("button", name="Roll out 2.0.0").click()
+    back = page.locator("li.rollout[data-rollout='2.0.0'][data-status=active]")
+    back.wait_for()
+    assert "100 % of the board's Dots on 2.1.0" in back.inner_text()
+    page.get_by_text(re.compile(r"Ended rollouts \(\d+\)")).click()
+    page.locator("li.rollout[data-rollout='2.1.0'][data-status=superseded]").wait_for()
+
+    dots = httpx.get(f"{stack.api_url}/api/dot-devices", headers=owner, timeout=10 * T)
+    for dot in dots.json()["devices"]:
+        if dot["firmwareVersion"] == "2.1.0":
+            httpx.delete(
+                f"{stack.api_url}/api/dot-devices/{dot['id']}", headers=owner, timeout=10 * T
+            ).raise_for_status()
 
 
 def test_api_keys_secrets_and_timezone(page: Any, stack: Stack) -> None:
@@ -576,6 +670,13 @@ def test_device_console_over_a_stubbed_web_serial(page: Any, stack: Stack) -> No
     assert "wifi connected" not in log.inner_text()
 
 
+# What sticks out of a 375 px page, for the assertion's message.
+WIDER_THAN_375 = """[...document.querySelectorAll('main *')]
+  .filter((e) => e.getBoundingClientRect().right > 376)
+  .slice(0, 8)
+  .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
 def test_pages_fit_a_375_px_phone(chromium: Any, stack: Stack, watch: Watch) -> None:
     page = new_page(chromium, watch, viewport={"width": 375, "height": 812})
     try:
@@ -585,7 +686,7 @@ def test_pages_fit_a_375_px_phone(chromium: Any, stack: Stack, watch: Watch) -> 
             page.get_by_role("heading", name=name, exact=True).wait_for()
             page.wait_for_load_state("networkidle")
             width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= 375, f"{name} is {width} px wide"
+            assert width <= 375, f"{name} is {width} px wide: {page.evaluate(WIDER_THAN_375)}"
             screenshot(page, f"phone-{name.lower()}")
         go(page, "Agents")
         page.get_by_role("link", name="Demo agent").first.click()

@@ -525,7 +525,7 @@ function RolloutCard({ rollout: r, releases, ask }: { rollout: Rollout; releases
         )}
       </p>
       <Progress rollout={r} />
-      {live && (
+      {live && r.percent < 100 && (
         <form class="inline-form" onSubmit={(e) => void raise(e)} aria-label={`Raise the share of ${r.version}`}>
           <Field id={`${id}-percent`} label="Raise to (%)">
             <input
@@ -739,7 +739,7 @@ function PinRow({ device, releases }: { device: Device; releases: Release[] }) {
           </select>
         </Field>
         <button type="submit" disabled={action.busy || chosen === current}>
-          {chosen ? "Pin" : "Unpin"}
+          {chosen || !current ? "Pin" : "Unpin"}
         </button>
       </form>
     </li>
