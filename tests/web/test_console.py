@@ -471,10 +471,15 @@ def test_firmware_release_rollout_and_pin(page: Any, stack: Stack) -> None:
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Delete release").click()
     dialog.get_by_role("alert").filter(has_text="abort that rollout").wait_for()
-    dialog.get_by_role("button", name="Cancel").click()
+    page.keyboard.press("Escape")  # the dialog cancels by keyboard
+    dialog.wait_for(state="detached")
 
-    card.get_by_role("button", name="Abort 1.1.0").click()
-    page.get_by_role("dialog").get_by_role("button", name="Abort rollout").click()
+    # Keyboard only: the Abort button, then its confirmation (focus starts on Cancel).
+    card.get_by_role("button", name="Abort 1.1.0").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").wait_for()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
     page.get_by_text("No rollout is running").wait_for()
     page.get_by_text("Ended rollouts (1)").click()
     page.locator("li.rollout[data-rollout='1.1.0'][data-status=aborted]").wait_for()
